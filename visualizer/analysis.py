@@ -1,0 +1,345 @@
+"""One forward pass -> every position's prediction, its loss, and the walkthrough's tables.
+
+For a text of n tokens the model sees input_ids[0..n-1] once and returns logits for
+every position. The logits at index k-1 are the prediction for token k, given
+input_ids[:k] (the walkthrough's k, 1..n-1). The labels fed to the model are a copy
+of input_ids (the model shifts them itself), with -100 where a position is masked.
+Pure: no gradio, no plotly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import InputError
+from .loading import LoadedModel
+from .tokens import Token, TokenDecoder
+
+IGNORE_INDEX = -100
+"""The label value transformers' loss skips."""
+CONTEXT_TOKENS = 48
+"""A position's context shows at most this many preceding tokens (after a '…')."""
+STATS_CHUNK = 512
+"""Positions turned from logits into statistics at a time, to bound memory on long texts."""
+
+
+@dataclass
+class Candidate:
+    """One of the most likely next tokens at a position."""
+
+    token: Token
+    p: float
+
+    def to_dict(self) -> dict:
+        """The JSON contract's candidate object: the token's fields plus `p`."""
+        return {**self.token.to_dict(), "p": self.p}
+
+
+@dataclass
+class Position:
+    """The prediction of labels[k] from input_ids[:k]."""
+
+    k: int
+    """Index of the predicted token (1..n-1)."""
+    context: str
+    """The readable text of input_ids[:k] (its last CONTEXT_TOKENS tokens at most)."""
+    target: Token
+    """The true next token, input_ids[k]."""
+    p_target: float
+    """Probability the model gives the target."""
+    rank: int
+    """1 when the target is the model's top choice."""
+    loss: float | None
+    """-ln p_target in nats; None where the label is masked (-100)."""
+    entropy: float
+    """Entropy of the predicted distribution, nats."""
+    top: list[Candidate]
+    """The top-K candidates, most likely first."""
+
+    @property
+    def masked(self) -> bool:
+        """Whether this position is left out of the loss."""
+        return self.loss is None
+
+    def to_dict(self) -> dict:
+        """The JSON contract's position object."""
+        return {
+            "k": self.k,
+            "context": self.context,
+            "target": self.target.to_dict(),
+            "p_target": self.p_target,
+            "rank": self.rank,
+            "loss": self.loss,
+            "masked": self.masked,
+            "entropy": self.entropy,
+            "top": [c.to_dict() for c in self.top],
+        }
+
+
+@dataclass
+class SentenceVocab:
+    """The walkthrough's table: each position's probability for each distinct sentence token."""
+
+    columns: list[Token]
+    """The sentence's distinct tokens, in order of first appearance."""
+    probs: list[list[float]]
+    """(n-1, D): p of each column token at each position."""
+    other: list[float]
+    """(n-1,): the probability left for every other token of the vocabulary."""
+    target_column: list[int]
+    """(n-1,): which column is the true next token at each position."""
+
+    def one_hot(self, row: int) -> list[float]:
+        """The true label of a row as a one-hot vector over the columns (plus 0 for 'other')."""
+        return [1.0 if c == self.target_column[row] else 0.0 for c in range(len(self.columns))] + [0.0]
+
+    def abs_diff(self, row: int) -> list[float]:
+        """|predicted - true| per column and for 'other': the walkthrough's crude loss."""
+        predicted = self.probs[row] + [self.other[row]]
+        return [abs(p - t) for p, t in zip(predicted, self.one_hot(row))]
+
+    def to_dict(self) -> dict:
+        """The JSON form, with the one-hot rows and absolute differences spelled out."""
+        rows = range(len(self.probs))
+        return {
+            "columns": [t.to_dict() for t in self.columns],
+            "probs": self.probs,
+            "other": self.other,
+            "target_column": self.target_column,
+            "abs_diff": [self.abs_diff(r) for r in rows],
+        }
+
+
+@dataclass
+class Analysis:
+    """Everything one forward pass says about one text."""
+
+    model: str
+    text: str
+    tokens: list[Token]
+    """(n,) the tokens fed to the model, BOS included when asked for."""
+    labels: list[int]
+    """(n,) labels as fed to the model: input_ids with -100 where masked."""
+    positions: list[Position]
+    """(n-1,) one per predicted token, k = 1..n-1."""
+    vocab: SentenceVocab
+    loss: float | None
+    """The model's own `outputs.loss` for these labels; None when nothing is counted."""
+    mean_token_loss: float | None
+    """Mean of the counted positions' losses (equals `loss`)."""
+    loss_sum: float
+    """Sum of the counted positions' losses: the numerator of the mean."""
+    counted: int
+    """How many positions count in the loss: the denominator."""
+    truncated: bool
+    """Whether the text was cut to the model's context length."""
+    bos: bool
+    """Whether a BOS token was prepended."""
+    top_k: int = 10
+    notices: list[str] = field(default_factory=list)
+    """Things the user should know (truncation, nothing counted)."""
+
+    @property
+    def perplexity(self) -> float | None:
+        """exp(loss): the effective number of choices the model hesitates between."""
+        return None if self.loss is None else math.exp(self.loss)
+
+    @property
+    def input_ids(self) -> list[int]:
+        """(n,) token ids as fed to the model."""
+        return [t.id for t in self.tokens]
+
+    def to_dict(self) -> dict:
+        """The JSON contract (see README)."""
+        return {
+            "model": self.model,
+            "text": self.text,
+            "tokens": [t.to_dict() for t in self.tokens],
+            "labels": self.labels,
+            "loss": self.loss,
+            "mean_token_loss": self.mean_token_loss,
+            "perplexity": self.perplexity,
+            "loss_sum": self.loss_sum,
+            "counted": self.counted,
+            "truncated": self.truncated,
+            "bos": self.bos,
+            "top_k": self.top_k,
+            "notices": self.notices,
+            "positions": [p.to_dict() for p in self.positions],
+            "sentence_vocab": self.vocab.to_dict(),
+        }
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def validate_top_k(top_k, limit: int = 50) -> int:
+    """A top-K that is a whole number in 1..limit, or an InputError saying what is allowed."""
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, float)):
+        raise InputError(f"Top-K must be a whole number from 1 to {limit}.")
+    if isinstance(top_k, float) and not top_k.is_integer():
+        raise InputError(f"Top-K must be a whole number from 1 to {limit}, not {top_k}.")
+    if not 1 <= top_k <= limit:
+        raise InputError(f"Top-K must be from 1 to {limit}, not {int(top_k)}.")
+    return int(top_k)
+
+
+def encode(lm: LoadedModel, text: str, bos: bool = False, max_tokens: int | None = None):
+    """Text -> (input_ids list, truncated flag); no special tokens unless `bos`."""
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("Please enter some text: it is empty.")
+    ids = list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    if bos:
+        start = lm.tokenizer.bos_token_id
+        start = lm.tokenizer.eos_token_id if start is None else start
+        if start is None:
+            raise InputError("This tokenizer has neither a BOS nor an EOS token to prepend.")
+        ids = [start, *ids]
+    limit = min(lm.max_context, max_tokens or lm.max_context)
+    truncated = len(ids) > limit
+    return ids[:limit], truncated
+
+
+def make_labels(n: int, mask_first: int = 0, masked=()) -> list[int]:
+    """Which label indices count: -100 at the first `mask_first` and at each index in `masked`.
+
+    Returns a mask template: IGNORE_INDEX where masked, 0 elsewhere (filled with ids later).
+    Example: make_labels(4, mask_first=2) -> [-100, -100, 0, 0].
+    """
+    if isinstance(mask_first, bool) or not isinstance(mask_first, int) or mask_first < 0:
+        raise InputError("mask_first must be a whole number, 0 or more.")
+    skip = set(range(min(mask_first, n))) | {i for i in masked if 0 <= i < n}
+    return [IGNORE_INDEX if i in skip else 0 for i in range(n)]
+
+
+# ---------------------------------------------------------------- analysis
+
+
+def analyze(
+    text: str,
+    lm: LoadedModel,
+    top_k: int = 10,
+    mask_first: int = 0,
+    masked=(),
+    bos: bool = False,
+    max_tokens: int | None = None,
+    max_top_k: int = 50,
+) -> Analysis:
+    """Run one forward pass over `text` and collect every position's prediction and loss."""
+    top_k = validate_top_k(top_k, max_top_k)
+    ids, truncated = encode(lm, text, bos=bos, max_tokens=max_tokens)
+    if len(ids) < 2:
+        raise InputError(
+            "The text is a single token: there is no next token to predict. Add a word, "
+            "or tick 'prepend BOS' so the first token is predicted too."
+        )
+    template = make_labels(len(ids), mask_first, masked)
+    labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
+    logits, model_loss = _forward(lm, ids, labels)  # logits: (n, V)
+    stats = _position_stats(logits[:-1], torch.tensor(ids[1:], device=logits.device), top_k)
+    vocab = _sentence_vocab(lm, ids, logits[:-1])
+    del logits
+    return _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k)
+
+
+def _forward(lm: LoadedModel, ids: list[int], labels: list[int]):
+    """One forward pass with labels: (logits (n, V) float32, the model's own loss or None)."""
+    device = lm.device
+    input_ids = torch.tensor([ids], device=device)  # (1, n)
+    label_ids = torch.tensor([labels], device=device)  # (1, n)
+    with torch.no_grad():
+        out = lm.model(input_ids=input_ids, labels=label_ids)
+    loss = out.loss.item() if out.loss is not None and torch.isfinite(out.loss) else None
+    return out.logits[0].float(), loss
+
+
+def _position_stats(logits: torch.Tensor, targets: torch.Tensor, top_k: int) -> dict:
+    """Per-position numbers from (n-1, V) logits, taken in chunks so only one chunk is at full size."""
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("p", "logp", "rank", "ent", "top_p", "top_i")}
+    k = min(top_k, logits.shape[-1])
+    for start in range(0, logits.shape[0], STATS_CHUNK):
+        logp = torch.log_softmax(logits[start : start + STATS_CHUNK], dim=-1)  # (c, V)
+        tgt = targets[start : start + STATS_CHUNK]
+        logp_t = logp.gather(1, tgt[:, None])  # (c, 1)
+        parts["logp"].append(logp_t[:, 0])
+        parts["p"].append(logp_t[:, 0].exp())
+        parts["rank"].append((logp > logp_t).sum(dim=1) + 1)
+        parts["ent"].append(-(logp.exp() * logp).nan_to_num().sum(dim=1))
+        top_logp, top_ids = logp.topk(k, dim=1)  # (c, K)
+        parts["top_p"].append(top_logp.exp())
+        parts["top_i"].append(top_ids)
+    return {name: torch.cat(chunks).cpu() for name, chunks in parts.items()}
+
+
+def _sentence_vocab(lm: LoadedModel, ids: list[int], logits: torch.Tensor) -> SentenceVocab:
+    """The walkthrough's table over the sentence's distinct tokens, from (n-1, V) logits."""
+    distinct = list(dict.fromkeys(ids))
+    column = {tid: c for c, tid in enumerate(distinct)}
+    index = torch.tensor(distinct, device=logits.device)
+    probs = torch.cat(
+        [torch.softmax(logits[s : s + STATS_CHUNK], dim=-1)[:, index] for s in range(0, logits.shape[0], STATS_CHUNK)]
+    ).cpu()  # (n-1, D)
+    other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)
+    return SentenceVocab(
+        columns=lm.decoder.tokens(distinct),
+        probs=probs.tolist(),
+        other=other.tolist(),
+        target_column=[column[t] for t in ids[1:]],
+    )
+
+
+def context_text(decoder: TokenDecoder, ids: list[int], k: int) -> str:
+    """The readable text of input_ids[:k], its start cut to CONTEXT_TOKENS tokens.
+
+    Example: ids of 'the dog likes food', k=3 -> 'the dog likes'.
+    """
+    start = max(0, k - CONTEXT_TOKENS)
+    return ("…" if start else "") + decoder.text_of(ids[start:k])
+
+
+def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k) -> Analysis:
+    """Turn the tensors of statistics into dataclasses."""
+    decoder = lm.decoder
+    tokens = decoder.tokens(ids)
+    positions = []
+    logp, p, rank, ent = (stats[n].tolist() for n in ("logp", "p", "rank", "ent"))
+    top_p, top_i = stats["top_p"].tolist(), stats["top_i"].tolist()
+    for k in range(1, len(ids)):
+        j = k - 1
+        positions.append(
+            Position(
+                k=k,
+                context=context_text(decoder, ids, k),
+                target=tokens[k],
+                p_target=p[j],
+                rank=int(rank[j]),
+                loss=None if labels[k] == IGNORE_INDEX else -logp[j],
+                entropy=ent[j],
+                top=[Candidate(decoder.token(i), q) for i, q in zip(top_i[j], top_p[j])],
+            )
+        )
+    counted = [pos.loss for pos in positions if pos.loss is not None]
+    notices = []
+    if truncated:
+        notices.append(f"The text was cut to the first {len(ids)} tokens, the most this model reads at once.")
+    if not counted:
+        notices.append("Every label is masked (-100), so no position counts and there is no loss.")
+    return Analysis(
+        model=lm.name,
+        text=text,
+        tokens=tokens,
+        labels=labels,
+        positions=positions,
+        vocab=vocab,
+        loss=model_loss,
+        mean_token_loss=sum(counted) / len(counted) if counted else None,
+        loss_sum=sum(counted),
+        counted=len(counted),
+        truncated=truncated,
+        bos=bos,
+        top_k=top_k,
+        notices=notices,
+    )

@@ -1,0 +1,110 @@
+"""Token ids -> readable text: what each token is, as bytes and as a visible form.
+
+A byte-level BPE piece can hold half of a multi-byte character, so decoding it
+alone gives U+FFFD. Here every token is first turned into its exact bytes, and
+only then into text; bytes that are not valid UTF-8 show as `<0xE2>`.
+Example: ' dog' -> display '␣dog'; the first half of 'é' -> '<0xC3>'.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+_BYTE_LEVEL_DECODER = {ch: byte for byte, ch in bytes_to_unicode().items()}
+_SENTENCEPIECE_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token: its id, its decoded text, and a form with whitespace made visible."""
+
+    id: int
+    text: str
+    """`tokenizer.decode([id])`: may hold U+FFFD for a piece of a character."""
+    display: str
+    """Readable form: spaces as ␣, newlines as ↵, tabs as ⇥, stray bytes as <0xE2>."""
+
+    def to_dict(self) -> dict:
+        """The JSON contract's token object."""
+        return {"id": self.id, "text": self.text, "display": self.display}
+
+
+def _hex(data: bytes) -> str:
+    """b'\\xe2\\x80' -> '<0xE2><0x80>'."""
+    return "".join(f"<0x{b:02X}>" for b in data)
+
+
+def readable(data: bytes) -> str:
+    """Bytes as text: valid UTF-8 decoded, invalid bytes and control characters as <0x..>."""
+    parts: list[str] = []
+    while data:
+        try:
+            parts.append(data.decode("utf-8"))
+            break
+        except UnicodeDecodeError as err:
+            parts.append(data[: err.start].decode("utf-8"))
+            parts.append(_hex(data[err.start : err.end]))
+            data = data[err.end :]
+    text = "".join(parts)
+    return "".join(
+        ch if ch.isprintable() or ch in VISIBLE_WHITESPACE else _hex(ch.encode("utf-8"))
+        for ch in text
+    ).replace("\ufffd", "<U+FFFD>")
+
+
+def visible(data: bytes) -> str:
+    """`readable` with whitespace made visible: b' dog\\n' -> '␣dog↵'."""
+    text = readable(data)
+    for raw, mark in VISIBLE_WHITESPACE.items():
+        text = text.replace(raw, mark)
+    return text
+
+
+class TokenDecoder:
+    """Maps token ids to `Token`s and bytes for one tokenizer, caching each id."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._cache: dict[int, tuple[Token, bytes]] = {}
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The exact bytes a token stands for."""
+        return self._lookup(token_id)[1]
+
+    def token(self, token_id: int) -> Token:
+        """The `Token` for an id."""
+        return self._lookup(token_id)[0]
+
+    def tokens(self, ids) -> list[Token]:
+        """`Token`s for a sequence of ids."""
+        return [self.token(int(i)) for i in ids]
+
+    def text_of(self, ids) -> str:
+        """The readable text of several tokens together (whitespace left as is)."""
+        return readable(b"".join(self.token_bytes(int(i)) for i in ids))
+
+    def _lookup(self, token_id: int) -> tuple[Token, bytes]:
+        """Decode once, then serve from the cache."""
+        hit = self._cache.get(token_id)
+        if hit is None:
+            text = self.tokenizer.decode([token_id])
+            data = self._bytes_of(token_id, text)
+            hit = (Token(token_id, text, visible(data)), data)
+            self._cache[token_id] = hit
+        return hit
+
+    def _bytes_of(self, token_id: int, text: str) -> bytes:
+        """Bytes from the raw piece when decoding lost information, else from the text."""
+        if "\ufffd" not in text:
+            return text.encode("utf-8")
+        piece = self.tokenizer.convert_ids_to_tokens(token_id) or ""
+        if piece and all(ch in _BYTE_LEVEL_DECODER for ch in piece):
+            return bytes(_BYTE_LEVEL_DECODER[ch] for ch in piece)
+        match = _SENTENCEPIECE_BYTE.fullmatch(piece)
+        if match:
+            return bytes([int(match.group(1), 16)])
+        return text.encode("utf-8")
