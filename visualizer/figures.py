@@ -1,0 +1,446 @@
+"""Plotly figures of an Analysis: the token strip, top-K and walkthrough heatmaps, loss bars.
+
+Each function takes an `Analysis` and returns a `go.Figure`; nothing is displayed.
+Every token string is escaped (`escape_text`) before it enters a figure, and user text
+never goes into a hovertemplate itself (only into text/customdata it references), so
+'<b>', '<a href>' and '%{x}' typed by a user show as typed.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from numbers import Integral
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.colors import get_colorscale, sample_colorscale
+from plotly.subplots import make_subplots
+
+from .analysis import Analysis, Position
+from .errors import InputError
+from .tokens import VISIBLE_WHITESPACE
+
+AXIS_CHARS = 24
+"""A context on an axis keeps at most this many characters, the first one a '…'."""
+MAX_ROWS = 64
+"""Heatmaps show at most this many positions by default."""
+OTHER_COLUMN = "(all other tokens)"
+MAX_TEXT_COLUMNS = 24
+"""The walkthrough's table writes values in its cells only up to this many columns (hover beyond)."""
+RANK_BUCKETS = ((1, "top-1"), (10, "top-10"), (100, "top-100"), (math.inf, "beyond"))
+"""(highest rank in the bucket, its label), best first."""
+GREY = "#bdbdbd"
+HOVER_CUSTOMDATA = "%{customdata}<extra></extra>"
+PLOT_CONFIG = {
+    "displaylogo": False,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    "toImageButtonOptions": {"format": "png", "filename": "lm-predictions", "scale": 2},
+}
+"""Plotly's config for the page: a PNG button at twice the on-screen size, no logo."""
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """How a figure looks: `NORMAL` for a screen, `CLASSROOM` for a 1280x720 projector."""
+
+    font_size: int
+    """Body text, legends and hover labels, px."""
+    title_size: int
+    """Figure titles, px."""
+    label_size: int
+    """Heatmap cell text and axis tick labels, px."""
+    colorscale: str
+    """Plotly's name of a colour-blind-safe sequential scale."""
+    text_color: str
+    """Text, axis lines and bar outlines."""
+    outline_width: float
+    """Target-cell outline, px: black, with a white core a third as wide."""
+    bar_line_width: float
+    """Outline of each bar, px (0: none)."""
+    width: int | None
+    """Figure width, px; None lets the page size it."""
+    height: int
+    """Smallest figure height, px; heatmaps grow with their rows."""
+    row_height: int
+    """Height of one heatmap row, px."""
+
+
+NORMAL = FigureStyle(
+    font_size=13, title_size=16, label_size=12, colorscale="Viridis", text_color="#222222",
+    outline_width=3, bar_line_width=0, width=None, height=420, row_height=26,
+)
+CLASSROOM = FigureStyle(
+    font_size=20, title_size=24, label_size=16, colorscale="Cividis", text_color="#000000",
+    outline_width=6, bar_line_width=2, width=1280, height=720, row_height=40,
+)
+
+
+# ---------------------------------------------------------------- text
+
+
+def escape_text(s: str) -> str:
+    """Token text made inert for Plotly's markup: '<b>' -> '&lt;b&gt;', '&' -> '&amp;'."""
+    return html.escape(s, quote=False)
+
+
+def shorten(s: str, limit: int = AXIS_CHARS) -> str:
+    """The end of a long string behind a '…', `limit` characters in all.
+
+    Example: shorten('the cat likes fish', 8) -> '…es fish'.
+    """
+    return s if len(s) <= limit else "…" + s[-(limit - 1) :]
+
+
+def context_label(pos: Position) -> str:
+    """A row label: the context on one line, shortened and escaped, then an arrow. 'the dog likes →'."""
+    text = pos.context
+    for raw in "\n\t\r":
+        text = text.replace(raw, VISIBLE_WHITESPACE[raw])
+    return escape_text(shorten(text) or "(start)") + " →"
+
+
+def percent(p: float) -> str:
+    """A probability as a short percentage: 0.6 -> '60%', 0.008 -> '0.8%'."""
+    v = 100 * p
+    return f"{v:.0f}%" if v >= 9.95 else f"{v:.2g}%"
+
+
+def whole_percent(p: float) -> str:
+    """A probability in a small cell: 0.604 -> '60%', 0.003 -> '<1%', 0 -> '0%'."""
+    return "0%" if p <= 0 else "<1%" if p < 0.005 else f"{100 * p:.0f}%"
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Names made unique where two tokens display alike: ['a', 'a'] -> ['a', 'a (2)']."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
+def figure_json(fig: go.Figure, config: dict = PLOT_CONFIG) -> str:
+    """The figure's JSON with a top-level 'config', which Gradio 6's Plot front end hands to Plotly."""
+    data = fig.to_plotly_json()
+    data["config"] = config
+    return pio.to_json(data, validate=False)
+
+
+# ---------------------------------------------------------------- shared layout
+
+
+def _layout(fig: go.Figure, style: FigureStyle, title: str, body: float, subtitle: str = "", margin_r: int = 30,
+            extra_top: float = 0, at_least_style_height: bool = True) -> go.Figure:
+    """Fonts, size, white background and axis lines shared by every figure; a one-line title at the top.
+
+    `body` is the height below the top margin (plot, axis labels, colour bar), px; `extra_top`
+    the room a legend or a top axis needs between the title and the plot.
+    """
+    top = 24 + style.title_size * 1.4 + (style.font_size * 1.5 if subtitle else 0) + extra_top
+    fig.update_layout(
+        template="none",
+        title=dict(text=title, font=dict(size=style.title_size, color=style.text_color), x=0.01, xanchor="left",
+                   y=1, yref="container", yanchor="top", pad=dict(t=12),
+                   subtitle=dict(text=subtitle, font=dict(size=style.font_size, color=style.text_color))),
+        font=dict(size=style.font_size, color=style.text_color),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        width=style.width,
+        height=int(max(style.height, body + top) if at_least_style_height else body + top),
+        margin=dict(l=20, r=margin_r, t=int(top), b=40, autoexpand=True),
+        hoverlabel=dict(font=dict(size=style.font_size, color=style.text_color), bgcolor="white"),
+        legend=dict(font=dict(size=style.font_size), orientation="h", y=1.0, yanchor="bottom", x=0),
+    )
+    axis = dict(
+        tickfont=dict(size=style.label_size, color=style.text_color), automargin=True, showgrid=False,
+        linecolor=style.text_color, linewidth=max(1, style.bar_line_width), zeroline=False,
+    )
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis)
+    return fig
+
+
+def _rows_shown(analysis: Analysis, max_rows: int) -> tuple[list[Position], str]:
+    """The first `max_rows` positions and a subtitle saying what was left out ('' if nothing)."""
+    if isinstance(max_rows, bool) or not isinstance(max_rows, Integral) or max_rows < 1:
+        raise InputError(f"max_rows must be a whole number, 1 or more, not {max_rows!r}.")
+    rows = analysis.positions[:max_rows]
+    n = len(analysis.positions)
+    note = "" if n <= max_rows else f"First {max_rows} of {n} positions shown; the rest are left out."
+    return rows, note
+
+
+def _row_axis(fig: go.Figure, labels: list[str], **where) -> None:
+    """Rows as 0..R-1 labelled with their contexts, first at the top (labels may repeat)."""
+    fig.update_yaxes(tickmode="array", tickvals=list(range(len(labels))), ticktext=labels,
+                     autorange="reversed", **where)
+
+
+def _outline(x: float, y: float, style: FigureStyle) -> list[dict]:
+    """Two rectangles around cell (x, y) of the first axes: black, then a thin white core, visible on any colour."""
+    box = dict(type="rect", xref="x", yref="y", x0=x - 0.5, x1=x + 0.5, y0=y - 0.5, y1=y + 0.5)
+    return [
+        dict(box, name="target", line=dict(color="black", width=style.outline_width)),
+        dict(box, name="target-core", line=dict(color="white", width=style.outline_width / 3)),
+    ]
+
+
+def _colorbar(style: FigureStyle, **extra) -> dict:
+    """A probability colour bar with percentage ticks."""
+    return {"title": dict(text="p"), "tickformat": ".0%", "tickfont": dict(size=style.label_size), **extra}
+
+
+# ---------------------------------------------------------------- token strip
+
+
+def rank_bucket(rank: int) -> int:
+    """Index into RANK_BUCKETS: 1 -> 0 (top-1), 7 -> 1 (top-10), 50 -> 2, 500 -> 3 (beyond)."""
+    return next(i for i, (top, _) in enumerate(RANK_BUCKETS) if rank <= top)
+
+
+def rank_colors(style: FigureStyle) -> list[str]:
+    """One colour per rank bucket, best first, from the bright end of the style's scale."""
+    return sample_colorscale(get_colorscale(style.colorscale), [1.0, 2 / 3, 1 / 3, 0.0])
+
+
+def _discrete_scale(colors: list[str]) -> list[list]:
+    """A colourscale of equal steps, one flat colour per step, for z = 0..len-1."""
+    step = 1 / len(colors)
+    return [[edge, c] for i, c in enumerate(colors) for edge in (i * step, (i + 1) * step)]
+
+
+def _token_hover(pos: Position, shown: int = 5) -> str:
+    """'␣food<br>p = 60%, rank 1<br>1. ␣food 60%<br>...' with every token escaped."""
+    lines = [escape_text(pos.target.display),
+             f"p = {percent(pos.p_target)}, rank {pos.rank}" + (" (masked)" if pos.masked else "")]
+    lines += [f"{i}. {escape_text(c.token.display)} {percent(c.p)}" for i, c in enumerate(pos.top[:shown], 1)]
+    return "<br>".join(lines)
+
+
+def _strip_scale(color_by: str, style: FigureStyle) -> dict:
+    """Colour settings for the strip: a continuous p scale, or four flat rank-bucket colours."""
+    below = dict(orientation="h", y=0, yanchor="top", ypad=2 * style.label_size, len=0.5, thickness=14)
+    if color_by == "probability":
+        return dict(colorscale=style.colorscale, zmin=0, zmax=1,
+                    colorbar=_colorbar(style, title=dict(text="p", side="top"), **below))
+    ticks = dict(tickvals=[0, 1, 2, 3], ticktext=[label for _, label in RANK_BUCKETS])
+    return dict(colorscale=_discrete_scale(rank_colors(style)), zmin=-0.5, zmax=3.5,
+                colorbar=dict(title=dict(text="rank", side="top"), tickfont=dict(size=style.label_size),
+                              **ticks, **below))
+
+
+def token_strip(
+    analysis: Analysis, color_by: str = "probability", style: FigureStyle = NORMAL,
+    per_line: int = 16, max_tokens: int = 512,
+) -> go.Figure:
+    """The text as lines of `per_line` tokens, each coloured by p(token | the tokens before) or by rank bucket.
+
+    Token k's colour comes from positions[k-1]; the first token has nothing before it and is grey.
+    """
+    if color_by not in ("probability", "rank"):
+        raise InputError(f"color_by must be 'probability' or 'rank', not {color_by!r}.")
+    tokens = analysis.tokens[: max(1, max_tokens)]
+    width = max(1, min(per_line, len(tokens)))
+    lines = math.ceil(len(tokens) / width)
+    z = [[None] * width for _ in range(lines)]  # (lines, width); None: the first token and padding
+    text = [[""] * width for _ in range(lines)]
+    hover = [[""] * width for _ in range(lines)]
+    for i, token in enumerate(tokens[1:], start=1):
+        r, c = divmod(i, width)
+        pos = analysis.positions[i - 1]
+        z[r][c] = pos.p_target if color_by == "probability" else rank_bucket(pos.rank)
+        text[r][c], hover[r][c] = escape_text(token.display), _token_hover(pos)
+    cells = dict(xgap=3, ygap=3, texttemplate="%{text}", textfont=dict(size=style.label_size),
+                 hoverongaps=False, hovertemplate=HOVER_CUSTOMDATA)
+    fig = go.Figure(go.Heatmap(z=z, text=text, customdata=hover, name="tokens", **cells,
+                               **_strip_scale(color_by, style)))
+    fig.add_trace(go.Heatmap(z=[[0]], x=[0], y=[0], text=[[escape_text(tokens[0].display)]],
+                             customdata=[["first token: nothing before it predicts it"]],
+                             colorscale=[[0, GREY], [1, GREY]], showscale=False, name="first token", **cells))
+    what = "p(token | the tokens before it)" if color_by == "probability" else "the rank the model gave it"
+    left_out = len(analysis.tokens) - len(tokens)
+    note = f"First {len(tokens)} of {len(analysis.tokens)} tokens shown; the rest are left out." if left_out else ""
+    body = lines * style.row_height * 1.6 + 5 * style.label_size + 60  # the lines, then the colour bar
+    _layout(fig, style, f"Each token coloured by {what}", body, subtitle=note, at_least_style_height=False)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    return fig
+
+
+# ---------------------------------------------------------------- top-K heatmap
+
+
+def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS) -> go.Figure:
+    """A row per position (its context →), a column per rank 1..K: each candidate and its p.
+
+    The true next token's cell is outlined; where it is outside the top K, its p and rank
+    are written right of the row.
+    """
+    rows, note = _rows_shown(analysis, max_rows)
+    k_cols = max(len(pos.top) for pos in rows)
+    z = [[c.p for c in pos.top] for pos in rows]  # (R, K)
+    text = [[f"{escape_text(c.token.display)}<br>{percent(c.p)}" for c in pos.top] for pos in rows]  # two lines
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}",
+        hovertemplate="%{text}<br>rank %{x}<extra></extra>", textfont=dict(size=style.label_size),
+        colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
+        colorbar=_colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5, thickness=14,
+                           title=dict(text="p", side="top")),
+    ))
+    beyond = 0
+    for r, pos in enumerate(rows):
+        col = next((i for i, c in enumerate(pos.top, 1) if c.token.id == pos.target.id), None)
+        if col is not None:
+            for shape in _outline(col, r, style):
+                fig.add_shape(shape)
+            continue
+        label = f"target {escape_text(pos.target.display)}: {percent(pos.p_target)}, rank {pos.rank}"
+        beyond = max(beyond, len(label))
+        fig.add_annotation(x=k_cols + 0.5, y=r, xref="x", yref="y", text=label, showarrow=False, xanchor="left",
+                           xshift=6, font=dict(size=style.label_size), name="target outside top-K")
+    margin_r = 30 + int(beyond * style.label_size * 0.6)
+    title = f"Top-{k_cols} next-token candidates at each position (outlined: the true next token)"
+    _layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
+            extra_top=2 * style.label_size)  # the rank ticks above the rows
+    _row_axis(fig, [context_label(pos) for pos in rows])
+    fig.update_xaxes(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
+                     ticktext=[f"rank {r}" for r in range(1, k_cols + 1)])
+    return fig
+
+
+# ---------------------------------------------------------------- the walkthrough's table
+
+
+def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS) -> go.Figure:
+    """The walkthrough's table: predicted p of each distinct sentence token per position, beside the one-hot truth.
+
+    Only the tokens of the shown part of the text get a column; the rest of the vocabulary,
+    later tokens included, is summed in '(all other tokens)'.
+    """
+    rows, note = _rows_shown(analysis, max_rows)
+    vocab = analysis.vocab
+    m = len({t.id for t in analysis.tokens[: len(rows) + 1]})  # columns are in order of first appearance
+    names = unique_names([escape_text(t.display) for t in vocab.columns[:m]]) + [OTHER_COLUMN]
+    predicted = [vocab.probs[r][:m] + [vocab.other[r] + sum(vocab.probs[r][m:])] for r in range(len(rows))]
+    truth = [vocab.one_hot(r)[:m] + [0.0] for r in range(len(rows))]  # (R, m+1)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=("predicted", "true (one-hot)"))
+    show_text = len(names) <= MAX_TEXT_COLUMNS
+    common = dict(x=names, colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
+                  texttemplate="%{text}" if show_text else None, textfont=dict(size=style.label_size))
+    fig.add_trace(go.Heatmap(
+        z=predicted, text=[[whole_percent(p) for p in row] for row in predicted] if show_text else None,
+        name="predicted", colorbar=_colorbar(style), hovertemplate="%{x}: %{z:.2%}<extra></extra>", **common,
+    ), row=1, col=1)
+    fig.add_trace(go.Heatmap(
+        z=truth, text=[[f"{t:.0f}" for t in row] for row in truth] if show_text else None,
+        name="true (one-hot)", showscale=False, hovertemplate="%{x}: %{z:.0f}<extra></extra>", **common,
+    ), row=1, col=2)
+    for r in range(len(rows)):
+        for shape in _outline(vocab.target_column[r], r, style):
+            fig.add_shape(shape)
+    title = "p(column token | context) at each position, beside the true next token"
+    _layout(fig, style, title, len(rows) * style.row_height + 12 * style.label_size, subtitle=note,
+            extra_top=2 * style.font_size)  # room for the subplot titles; rotated column names below
+    fig.update_annotations(font=dict(size=style.font_size, color=style.text_color))  # the subplot titles
+    _row_axis(fig, [context_label(pos) for pos in rows], row=1, col=1)
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
+    fig.update_xaxes(type="category", tickangle=-45)
+    return fig
+
+
+# ---------------------------------------------------------------- loss
+
+
+def _would_be_loss(pos: Position) -> float:
+    """-ln p_target, counted or not (a p that underflowed to 0 gives a large finite value)."""
+    return -math.log(max(pos.p_target, 1e-45))
+
+
+def _bar_hover(pos: Position) -> str:
+    """'the dog likes → ␣food<br>p = 60%, rank 1<br>−ln p = 0.51 nats' with the text escaped."""
+    status = " (masked: not in the loss)" if pos.masked else ""
+    return (f"{context_label(pos)} {escape_text(pos.target.display)}{status}<br>"
+            f"p = {percent(pos.p_target)}, rank {pos.rank}<br>−ln p = {_would_be_loss(pos):.3f} nats")
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    """A number, or 'n/a' for None."""
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _bar_look(masked: bool, count: int, style: FigureStyle) -> dict:
+    """Counted bars in one colour; masked bars grey, hatched, faint and labelled 'masked'."""
+    line = dict(color=style.text_color, width=style.bar_line_width)
+    if not masked:
+        return dict(name="counted in the loss", marker=dict(color=rank_colors(style)[2], line=line))
+    return dict(name="masked (not in the loss)", text=["masked"] * count, textposition="outside", opacity=0.55,
+                marker=dict(color=GREY, pattern=dict(shape="/"), line=line))
+
+
+def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
+    """A bar of -ln p(target) per position; masked ones grey and left out of the mean line."""
+    labels = [f"k={pos.k} {escape_text(pos.target.display)}" for pos in analysis.positions]  # unique by k
+    fig = go.Figure()
+    for masked in (False, True):
+        part = [(lab, pos) for lab, pos in zip(labels, analysis.positions) if pos.masked == masked]
+        if part:
+            fig.add_trace(go.Bar(x=[lab for lab, _ in part], y=[_would_be_loss(pos) for _, pos in part],
+                                 customdata=[_bar_hover(pos) for _, pos in part], hovertemplate=HOVER_CUSTOMDATA,
+                                 **_bar_look(masked, len(part), style)))
+    counted = [pos.loss for pos in analysis.positions if pos.loss is not None]
+    if counted:
+        mean = sum(counted) / len(counted)
+        fig.add_hline(y=mean, line=dict(color=style.text_color, width=max(2, style.bar_line_width), dash="dash"),
+                      name="mean", annotation=dict(
+                          text=f"mean of the {len(counted)} counted bars = {mean:.3f} nats · model loss = "
+                               f"{_fmt(analysis.loss)} · perplexity = {_fmt(analysis.perplexity, 2)}",
+                          xanchor="right", x=1, yanchor="bottom", font=dict(size=style.font_size)))
+        title = "Where the loss comes from: −ln p(true next token) at each position"
+    else:
+        title = "Every position is masked: nothing counts, so there is no loss (grey bars: what each would cost)"
+    _layout(fig, style, title, 0, extra_top=2 * style.font_size)
+    fig.update_layout(showlegend=True)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, tickangle=-45)
+    fig.update_yaxes(title=dict(text="−ln p(target), nats"), rangemode="tozero", showgrid=True, gridcolor="#e0e0e0")
+    return fig
+
+
+def _check_position(analysis: Analysis, k) -> int:
+    """k as an int in 1..n-1, or an InputError naming the allowed range."""
+    n = len(analysis.positions)
+    ok = not isinstance(k, bool) and (isinstance(k, Integral) or (isinstance(k, float) and k.is_integer()))
+    if not ok or not 1 <= k <= n:
+        raise InputError(f"Position k must be a whole number from 1 to {n} (the predicted tokens), not {k!r}.")
+    return int(k)
+
+
+def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> go.Figure:
+    """One position: predicted p vs the one-hot truth over the sentence's tokens, and |difference|.
+
+    The title compares the cross-entropy -ln p(target) with the walkthrough's crude loss,
+    the sum of absolute differences.
+    """
+    k = _check_position(analysis, k)
+    pos, vocab, row = analysis.positions[k - 1], analysis.vocab, k - 1
+    names = unique_names([escape_text(t.display) for t in vocab.columns]) + [OTHER_COLUMN]
+    diff = vocab.abs_diff(row)
+    line = dict(color=style.text_color, width=style.bar_line_width)
+    series = (("predicted p", vocab.probs[row] + [vocab.other[row]], "#0072B2", ""),
+              ("true (one-hot)", vocab.one_hot(row), "#E69F00", ""),
+              ("|predicted − true|", diff, "#009E73", "x"))
+    fig = go.Figure([go.Bar(x=names, y=y, name=name, hovertemplate="%{y:.3f}",
+                            marker=dict(color=color, pattern=dict(shape=shape), line=line))
+                     for name, y, color, shape in series])
+    status = " (masked: not in the loss)" if pos.masked else ""
+    title = (f"k={k}: {context_label(pos)} {escape_text(pos.target.display)}   ·   "
+             f"cross-entropy −ln p = {_would_be_loss(pos):.3f} nats   ·   "
+             f"sum of |predicted − true| = {sum(diff):.3f}{status}")
+    _layout(fig, style, title, 0, extra_top=2 * style.font_size)
+    fig.update_layout(barmode="group", hovermode="x unified")
+    fig.update_xaxes(type="category", tickangle=-45)
+    fig.update_yaxes(range=[0, 1.05], showgrid=True, gridcolor="#e0e0e0", tickformat=".0%")
+    return fig
