@@ -1,0 +1,158 @@
+"""The page in a real browser (Debian's Chromium driven by playwright): type, click, switch views."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from served import serve
+from visualizer.settings import Settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> %{x} &amp;'
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, or None."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def server(bundled_lm):
+    with serve(Settings()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: scripts/setup.sh --dev installs it")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page that records dialogs and every request it makes."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.dialogs, page.requests = [], []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: page.requests.append(r.url))
+    yield page
+    context.close()
+
+
+def wait_for_summary(page, needle: str, timeout: float = 60_000):
+    """Wait until the loss box holds `needle`."""
+    page.wait_for_function(
+        "(n) => { const t = document.querySelector('#summary textarea'); return t && t.value.includes(n); }",
+        arg=needle, timeout=timeout,
+    )
+
+
+def tick_labels(page, plot_id: str) -> list[str]:
+    """The text of every axis tick label drawn in one Plotly figure."""
+    return page.locator(f"#{plot_id} .xtick text, #{plot_id} .ytick text").all_text_contents()
+
+
+def wait_for_tick(page, plot_id: str, needle: str, timeout: float = 30_000):
+    """Wait until some axis tick label of a figure contains `needle` (figures draw after the text box)."""
+    page.wait_for_function(
+        """([id, n]) => [...document.querySelectorAll(`#${id} .xtick text, #${id} .ytick text`)]
+                          .some(e => e.textContent.includes(n))""",
+        arg=[plot_id, needle], timeout=timeout,
+    )
+
+
+def analyze_text(page, text: str):
+    """Type `text` into the box and press Enter, then wait for its result."""
+    box = page.locator("#text-input textarea, #text-input input").first
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_page_opens_with_the_walkthrough_and_makes_no_outside_requests(page, server, tmp_path):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    page.wait_for_selector("#top-k-heatmap .ytick text")
+    labels = " ".join(tick_labels(page, "top-k-heatmap"))
+    assert "the dog likes" in labels
+    page.screenshot(path=str(tmp_path / "main.png"), full_page=True)
+    outside = [u for u in page.requests if not u.startswith((server, "data:", "blob:"))]
+    assert outside == []
+
+
+def test_type_a_sentence_and_switch_views(page, server):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    analyze_text(page, "The capital of France is Paris.")
+    wait_for_summary(page, "7 tokens")
+    wait_for_tick(page, "top-k-heatmap", "France is")
+    page.get_by_role("tab", name="Predicted vs true").click()
+    wait_for_tick(page, "vocab-heatmap", "Paris")
+    page.get_by_role("tab", name="Loss").click()
+    wait_for_tick(page, "loss-bars", "Paris")
+    assert page.locator("#labels-table").inner_text().count("input_ids[:") >= 6
+
+
+def test_classroom_mode_from_the_toggle_and_the_url(page, server, tmp_path):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    page.locator("#classroom input[type=checkbox]").check()
+    page.wait_for_function("() => document.body.classList.contains('classroom')")
+    size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#summary textarea')).fontSize)")
+    assert size >= 20
+    page.goto(server + "/?classroom=1&text=the%20cat%20sat%20down")
+    page.wait_for_function("() => document.body.classList.contains('classroom')")
+    wait_for_summary(page, "4 tokens")
+    wait_for_tick(page, "top-k-heatmap", "the cat sat")
+    font = page.evaluate(
+        "() => parseFloat(getComputedStyle(document.querySelector('#top-k-heatmap .ytick text')).fontSize)")
+    assert font >= 16
+    assert "the cat sat" in " ".join(tick_labels(page, "top-k-heatmap"))
+    page.screenshot(path=str(tmp_path / "classroom.png"), full_page=True)
+
+
+def test_clicking_an_example_runs_it(page, server):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    page.get_by_text("The capital of France is Paris.", exact=True).first.click()
+    wait_for_summary(page, "7 tokens")
+
+
+def test_markup_shows_literally_and_runs_nothing(page, server):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    analyze_text(page, MARKUP)
+    wait_for_tick(page, "top-k-heatmap", "alert(1)")
+    labels = tick_labels(page, "top-k-heatmap")
+    assert "<b> →" in labels and "<b>hi →" in labels  # shown literally, not as bold
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("a[href='x']").count() == 0
+    assert page.locator(".js-plotly-plot svg a").count() == 0  # no link was made
+    hrefs = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot svg image')].map(i => i.getAttribute('href'))")
+    assert all(h.startswith("data:") for h in hrefs)  # only Plotly's own heatmap bitmaps
+    assert page.locator(".js-plotly-plot svg tspan[style*='bold']").count() == 0  # '<b>' did not turn bold
+    assert page.dialogs == []
+
+
+def test_bad_input_shows_one_message_and_the_page_keeps_working(page, server):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    analyze_text(page, "the")
+    wait_for_summary(page, "single token")
+    analyze_text(page, "the dog likes food")
+    wait_for_summary(page, "4 tokens")

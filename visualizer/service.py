@@ -1,0 +1,149 @@
+"""What the app and its API do per request, without Gradio: validate, analyse, render views, export.
+
+app.py wires these to components; keeping them here makes them testable without a server.
+One request runs one forward pass (`run_analysis`); every view is drawn from that
+`Analysis` (`build_views`), so switching colours, classroom mode or the detail
+position costs no model time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import figures, tables
+from .analysis import Analysis, analyze
+from .errors import InputError, ModelLoadError
+from .loading import LoadedModel, is_loaded, load_model
+from .report import loss_line
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "the dog likes food",
+    "Le chat dort sur le canapé parce qu'il fait chaud.",
+    "def add(a, b):\n    return a + b\n",
+    "The cat sat on the mat. It was warm in the sun, and the cat was happy to stay there all "
+    "afternoon while the children played in the garden.",
+    "The capital of France is Paris.",
+]
+
+
+@dataclass
+class Views:
+    """Every figure and table of one analysis, ready for display."""
+
+    token_strip: go.Figure
+    top_k: go.Figure
+    sentence_vocab: go.Figure
+    loss: go.Figure
+    detail: go.Figure
+    labels: pd.DataFrame
+    positions: pd.DataFrame
+    summary: str
+    """Plain text: the loss line and any notices."""
+
+
+def check_model_allowed(name: str, settings: Settings) -> str:
+    """The model name if the settings allow it, else an InputError listing what is allowed."""
+    if name not in settings.models:
+        allowed = ", ".join(settings.models)
+        raise InputError(f"Model '{name}' is not offered here; choose one of: {allowed}.")
+    return name
+
+
+def get_model(name: str, settings: Settings, on_loading: Callable[[str], None] | None = None) -> LoadedModel:
+    """An allowed model from the registry, telling `on_loading` when it must be loaded first."""
+    check_model_allowed(name, settings)
+    if on_loading is not None and not is_loaded(name):
+        on_loading(f"Loading {name} (first time only)…")
+    return load_model(name)
+
+
+def run_analysis(
+    text: str,
+    settings: Settings,
+    model: str | None = None,
+    top_k: int | float = 10,
+    bos: bool = False,
+    mask_first: int | float = 0,
+    on_loading: Callable[[str], None] | None = None,
+) -> Analysis:
+    """Validate a request, then run the one forward pass."""
+    if not isinstance(text, str):
+        raise InputError("The text must be a string.")
+    if len(text) > settings.max_chars:
+        raise InputError(f"The text is {len(text):,} characters; the limit is {settings.max_chars:,}.")
+    if not text.strip():
+        raise InputError("Please enter some text: it is empty.")
+    lm = get_model(model or settings.model, settings, on_loading)
+    return analyze(
+        text, lm, top_k=top_k, bos=bool(bos), mask_first=_whole(mask_first, "mask_first"),
+        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k,
+    )
+
+
+def _whole(value, name: str) -> int:
+    """A float from a slider that is a whole number, as int; else InputError."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InputError(f"{name} must be a whole number.")
+
+
+def build_views(analysis: Analysis, color_by: str = "probability", classroom: bool = False, detail_k: int | None = None) -> Views:
+    """Draw every view from one analysis (no model call)."""
+    style = figures.CLASSROOM if classroom else figures.NORMAL
+    return Views(
+        token_strip=figures.token_strip(analysis, color_by=color_by, style=style),
+        top_k=figures.top_k_heatmap(analysis, style=style),
+        sentence_vocab=figures.sentence_vocab_heatmap(analysis, style=style),
+        loss=figures.loss_bars(analysis, style=style),
+        detail=detail_figure(analysis, detail_k, classroom),
+        labels=tables.labels_table(analysis),
+        positions=tables.position_table(analysis),
+        summary=summary_text(analysis),
+    )
+
+
+def detail_figure(analysis: Analysis, k: int | None, classroom: bool = False) -> go.Figure:
+    """The position-detail view; the last position when `k` is missing or out of range."""
+    last = len(analysis.positions)
+    k = last if not isinstance(k, (int, float)) or not 1 <= int(k) <= last else int(k)
+    return figures.position_detail(analysis, k, style=figures.CLASSROOM if classroom else figures.NORMAL)
+
+
+def summary_text(analysis: Analysis) -> str:
+    """The loss line plus notices, as plain text."""
+    n = len(analysis.tokens)
+    head = f"{analysis.model} · {n} tokens · {len(analysis.positions)} predictions"
+    return "\n".join([head, loss_line(analysis), *analysis.notices])
+
+
+def export_files(analysis: Analysis, directory: str | None = None) -> tuple[str, str, str]:
+    """Write the per-position CSV, the top-k CSV and the JSON contract; return their paths."""
+    folder = Path(directory or tempfile.mkdtemp(prefix="visualizer-"))
+    positions = folder / "positions.csv"
+    top_k = folder / "top_k.csv"
+    contract = folder / "analysis.json"
+    tables.position_table(analysis).to_csv(positions, index=False)
+    tables.top_k_table(analysis).to_csv(top_k, index=False)
+    contract.write_text(json.dumps(analysis.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    return str(positions), str(top_k), str(contract)
+
+
+def user_message(err: Exception) -> str:
+    """One sentence for the page; unexpected errors are logged with their traceback."""
+    if isinstance(err, (InputError, ModelLoadError)):
+        return str(err)
+    log.exception("unexpected error while analysing")
+    return "Something went wrong while analysing this text; the server logged the details."
