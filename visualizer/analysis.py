@@ -238,6 +238,16 @@ def analyze(
         )
     template = make_labels(len(ids), mask_first, masked)
     labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
+    return analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated)
+
+
+def analyze_ids(
+    lm: LoadedModel, ids: list[int], labels: list[int], text: str, bos: bool = False,
+    top_k: int = 10, truncated: bool = False,
+) -> Analysis:
+    """The one forward pass over given token ids and labels (-100 = not counted)."""
+    if len(ids) < 2 or len(labels) != len(ids):
+        raise InputError("Need at least two tokens, and one label per token.")
     logits, model_loss = _forward(lm, ids, labels)  # logits: (n, V)
     stats = _position_stats(logits[:-1], torch.tensor(ids[1:], device=logits.device), top_k)
     vocab = _sentence_vocab(lm, ids, logits[:-1])

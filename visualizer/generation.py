@@ -26,7 +26,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from .analysis import IGNORE_INDEX, Analysis, encode
+from .analysis import IGNORE_INDEX, Analysis, analyze_ids, encode
 from .errors import InputError
 from .loading import LoadedModel
 from .tokens import Token
@@ -318,14 +318,3 @@ def teacher_forcing(generation: Generation, top_k: int = 10) -> Analysis:
         raise InputError("Nothing has been generated yet: take a step first.")
     labels = [IGNORE_INDEX] * len(generation.prompt_ids) + generation.generated_ids
     return analyze_ids(generation.lm, ids, labels, generation.prompt + generation.text, generation.bos, top_k)
-
-
-def analyze_ids(lm: LoadedModel, ids: list[int], labels: list[int], text: str, bos: bool, top_k: int) -> Analysis:
-    """visualizer.analysis.analyze for given ids and labels (no re-tokenising), built from its own steps."""
-    from . import analysis
-
-    logits, model_loss = analysis._forward(lm, ids, labels)  # (n, V)
-    stats = analysis._position_stats(logits[:-1], torch.tensor(ids[1:], device=logits.device), top_k)
-    vocab = analysis._sentence_vocab(lm, ids, logits[:-1])
-    del logits
-    return analysis._assemble(lm, text, ids, labels, stats, vocab, model_loss, False, bos, top_k)
