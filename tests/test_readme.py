@@ -1,0 +1,32 @@
+"""README stays true: its API snippet runs against a live server, and it lists every setting."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from served import serve
+from visualizer.settings import Settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_readme_lists_every_setting():
+    for name, _, _ in Settings.help_table():
+        if name in ("model", "models"):
+            continue
+        assert f"VISUALIZER_{name.upper()}" in README
+
+
+def test_readme_has_the_two_quick_start_commands():
+    quick = README.split("## Quick start")[1].split("##")[0]
+    assert "make run" in quick and "make test" in quick
+
+
+@pytest.mark.slow
+def test_readme_api_snippet_runs(bundled_lm, capsys):
+    snippet = re.search(r"```python\n(from gradio_client.*?)```", README, re.S).group(1)
+    with serve(Settings()) as url:
+        exec(snippet.replace("http://127.0.0.1:7860/", url + "/"), {})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out
+    assert "['␣dog', '␣likes', '␣food']" in printed
