@@ -191,6 +191,10 @@ def encode(lm: LoadedModel, text: str, bos: bool = False, max_tokens: int | None
     """Text -> (input_ids list, truncated flag); no special tokens unless `bos`."""
     if not isinstance(text, str) or not text.strip():
         raise InputError("Please enter some text: it is empty.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("The text holds characters that are not valid Unicode (lone surrogates).") from None
     ids = list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
     if bos:
         start = lm.tokenizer.bos_token_id

@@ -1,0 +1,57 @@
+"""Property tests: arbitrary unicode text and settings never break the analysis's invariants."""
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from visualizer.analysis import analyze
+from visualizer.errors import InputError
+
+TEXTS = st.text(min_size=0, max_size=60)
+OPTIONS = st.fixed_dictionaries(
+    {"top_k": st.integers(1, 50), "bos": st.booleans(), "mask_first": st.integers(0, 6)}
+)
+
+
+def check_invariants(result):
+    """The invariants every analysis must satisfy."""
+    for pos in result.positions:
+        assert 0.0 <= pos.p_target <= 1.0
+        assert all(0.0 <= c.p <= 1.0 for c in pos.top)
+        assert [c.p for c in pos.top] == sorted((c.p for c in pos.top), reverse=True)
+        assert pos.rank >= 1 and pos.entropy >= -1e-6
+        if pos.loss is not None:
+            assert pos.loss == pytest.approx(-math.log(max(pos.p_target, 1e-45)), abs=1e-3, rel=1e-4)
+    for row, other in zip(result.vocab.probs, result.vocab.other):
+        assert sum(row) + other == pytest.approx(1.0, abs=1e-4)
+    if result.counted:
+        assert result.mean_token_loss == pytest.approx(result.loss, abs=1e-4, rel=1e-5)
+    else:
+        assert result.loss is None
+    tokens = result.tokens + [c.token for p in result.positions for c in p.top]
+    assert all("\ufffd" not in t.display for t in tokens)
+
+
+def run(text, lm, options):
+    """Analyse, accepting only the documented input errors."""
+    try:
+        result = analyze(text, lm, **options)
+    except InputError as err:
+        assert str(err)  # a message, never empty
+        return
+    check_invariants(result)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXTS, options=OPTIONS)
+def test_tiny_model_invariants(tiny_lm, text, options):
+    run(text, tiny_lm, options)
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXTS, options=OPTIONS)
+def test_bundled_model_invariants(bundled_lm, text, options):
+    run(text, bundled_lm, options)
