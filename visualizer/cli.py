@@ -34,6 +34,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     add_model_argument(analyze, settings)
     analyze.add_argument("--top-k", type=int, default=settings.top_k, help="candidates per position (default %(default)s)")
     analyze.add_argument("--mask-first", type=int, default=0, metavar="N", help="set the first N labels to -100")
+    analyze.add_argument("--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100")
     analyze.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is scored too")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(run=run_analyze)
@@ -69,12 +70,15 @@ def run_analyze(args, settings: Settings, out) -> None:
     from . import tables
     from .analysis import analyze, validate_top_k
     from .loading import load_model
+    from .masking import mask_until
 
     texts = _checked_texts(args.texts, settings)
     validate_top_k(args.top_k, settings.max_top_k)
     lm = load_model(args.model)
     results = [
         analyze(text, lm, top_k=args.top_k, mask_first=args.mask_first, bos=args.bos,
+                masked=mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
+                if args.mask_until is not None else (),
                 max_tokens=settings.max_tokens, max_top_k=settings.max_top_k)
         for text in texts
     ]
