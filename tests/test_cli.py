@@ -1,28 +1,17 @@
 """The CLI: formats, the walkthrough from the real model, and one-line errors with exit status 2."""
 
-import io
 import json
 import subprocess
 import sys
 
 import pytest
 
-from visualizer.cli import main
 
 
-def run_cli(argv, capsys):
-    """(exit status, stdout, stderr) of one CLI call."""
-    out = io.StringIO()
-    try:
-        status = main(argv, out=out)
-    except SystemExit as exc:
-        status = exc.code
-    err = capsys.readouterr().err
-    return status, out.getvalue(), err
 
 
-def test_json_one_object_per_text(tiny_gpt2_dir, capsys):
-    status, out, _ = run_cli(["analyze", "the dog likes food", "a quick fox", "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "3"], capsys)
+def test_json_one_object_per_text(tiny_gpt2_dir, run_cli):
+    status, out, _ = run_cli(["analyze", "the dog likes food", "a quick fox", "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "3"])
     assert status == 0
     objects = [json.loads(line) for line in out.splitlines()]
     assert [o["text"] for o in objects] == ["the dog likes food", "a quick fox"]
@@ -32,26 +21,26 @@ def test_json_one_object_per_text(tiny_gpt2_dir, capsys):
     assert first["mean_token_loss"] == pytest.approx(first["loss"], abs=1e-5)
 
 
-def test_csv_has_a_row_per_position(tiny_gpt2_dir, capsys):
-    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "csv"], capsys)
+def test_csv_has_a_row_per_position(tiny_gpt2_dir, run_cli):
+    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "csv"])
     lines = out.strip().splitlines()
     assert status == 0 and lines[0].startswith("k,context,target")
-    assert len(lines) - 1 == json.loads(_json_of(tiny_gpt2_dir, capsys))["positions"][-1]["k"]
+    assert len(lines) - 1 == json.loads(_json_of(tiny_gpt2_dir, run_cli))["positions"][-1]["k"]
 
 
-def _json_of(model_dir, capsys):
-    return run_cli(["analyze", "the dog likes food", "--model", model_dir, "--format", "json"], capsys)[1]
+def _json_of(model_dir, run_cli):
+    return run_cli(["analyze", "the dog likes food", "--model", model_dir, "--format", "json"])[1]
 
 
-def test_mask_first_masks_labels(tiny_gpt2_dir, capsys):
-    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "json", "--mask-first", "2"], capsys)
+def test_mask_first_masks_labels(tiny_gpt2_dir, run_cli):
+    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "json", "--mask-first", "2"])
     data = json.loads(out)
     assert data["labels"][:2] == [-100, -100] and data["positions"][0]["loss"] is None
     assert data["counted"] == len(data["positions"]) - 1
 
 
-def test_table_prints_the_walkthrough(tiny_gpt2_dir, capsys):
-    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir], capsys)
+def test_table_prints_the_walkthrough(tiny_gpt2_dir, run_cli):
+    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir])
     assert status == 0
     assert "k=1  input_ids[:1] = 'the' -> labels[1]" in out
     assert "model's own" in out and "perplexity" in out
@@ -70,10 +59,10 @@ def test_table_prints_the_walkthrough(tiny_gpt2_dir, capsys):
         (["analyze"], "TEXT"),
     ],
 )
-def test_bad_input_is_one_line_and_status_2(argv, message, tiny_gpt2_dir, capsys):
+def test_bad_input_is_one_line_and_status_2(argv, message, tiny_gpt2_dir, run_cli):
     if "--model" not in argv:
         argv = [*argv, "--model", tiny_gpt2_dir]
-    status, out, err = run_cli(argv, capsys)
+    status, out, err = run_cli(argv)
     assert status == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -87,8 +76,8 @@ def test_module_entry_point(tiny_gpt2_dir):
 
 
 @pytest.mark.slow
-def test_walkthrough_from_the_bundled_model(bundled_lm, capsys):
-    status, out, _ = run_cli(["analyze", "the dog likes food"], capsys)
+def test_walkthrough_from_the_bundled_model(bundled_lm, run_cli):
+    status, out, _ = run_cli(["analyze", "the dog likes food"])
     assert status == 0
     assert "input_ids[:3] = 'the dog likes' -> labels[3] = '␣food'" in out
     assert out.count("k=") == 3

@@ -2,13 +2,11 @@
 independent computation, the seed, the EOS stop, the KV cache, teacher forcing, and the CLI."""
 
 import copy
-import io
 import json
 
 import pytest
 import torch
 
-from visualizer.cli import main
 from visualizer.errors import InputError
 from visualizer.generation import (
     STOP_EOS,
@@ -246,20 +244,12 @@ def test_teacher_forcing_needs_a_step(tiny_lm):
 # ---------------------------------------------------------------- CLI
 
 
-def run_cli(argv, capsys):
-    """(exit status, stdout, stderr) of one CLI call."""
-    out = io.StringIO()
-    try:
-        status = main(argv, out=out)
-    except SystemExit as exc:
-        status = exc.code
-    return status, out.getvalue(), capsys.readouterr().err
 
 
-def test_cli_json_contract(tiny_gpt2_dir, capsys):
+def test_cli_json_contract(tiny_gpt2_dir, run_cli):
     argv = ["generate", PROMPT, "--model", tiny_gpt2_dir, "--max-new-tokens", "4", "--temperature", "0.9",
             "--top-k", "5", "--seed", "3", "--format", "json"]
-    status, out, _ = run_cli(argv, capsys)
+    status, out, _ = run_cli(argv)
     data = json.loads(out)
     assert status == 0 and data["prompt"] == PROMPT and data["stop_reason"] in ("eos", "max_new_tokens")
     assert isinstance(data["text"], str) and 1 <= len(data["steps"]) <= 4
@@ -267,11 +257,11 @@ def test_cli_json_contract(tiny_gpt2_dir, capsys):
     assert set(step) >= {"token", "p", "p_model", "top"} and set(step["token"]) == {"id", "text", "display"}
     assert set(step["top"][0]) == {"id", "text", "display", "p_model", "p", "kept"}
     assert sum(c["kept"] for c in step["top"]) == 5
-    assert run_cli(argv, capsys)[1] == out  # the seed repeats the run
+    assert run_cli(argv)[1] == out  # the seed repeats the run
 
 
-def test_cli_greedy_table(tiny_llama_dir, capsys):
-    status, out, _ = run_cli(["generate", PROMPT, "--model", tiny_llama_dir, "--max-new-tokens", "3", "--greedy"], capsys)
+def test_cli_greedy_table(tiny_llama_dir, run_cli):
+    status, out, _ = run_cli(["generate", PROMPT, "--model", tiny_llama_dir, "--max-new-tokens", "3", "--greedy"])
     assert status == 0 and "greedy" in out and "stop:" in out and "p_model" in out
 
 
@@ -280,14 +270,14 @@ def test_cli_greedy_table(tiny_llama_dir, capsys):
     [["--temperature", "0"], ["--temperature", "-2"], ["--top-p", "1.5"], ["--top-p", "0"], ["--top-k", "0"],
      ["--max-new-tokens", "201"], ["--max-new-tokens", "0"], ["--temperature", "hot"], ["--greedy", "--temperature", "1"]],
 )
-def test_cli_bad_input_exits_2_with_one_line(argv, capsys):
-    status, out, err = run_cli(["generate", PROMPT, *argv], capsys)
+def test_cli_bad_input_exits_2_with_one_line(argv, run_cli):
+    status, out, err = run_cli(["generate", PROMPT, *argv])
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "error" in err
 
 
-def test_cli_empty_prompt(capsys):
-    status, _, err = run_cli(["generate", "  "], capsys)
+def test_cli_empty_prompt(run_cli):
+    status, _, err = run_cli(["generate", "  "])
     assert status == 2 and err.strip() == "visualizer: error: Please enter a prompt: it is empty."
 
 

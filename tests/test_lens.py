@@ -3,7 +3,6 @@ independent computation, chunking, refusing models it cannot read, and the CLI."
 
 import copy
 import dataclasses
-import io
 import json
 
 import pytest
@@ -11,7 +10,6 @@ import torch
 
 from visualizer import lens as lens_module
 from visualizer.analysis import analyze
-from visualizer.cli import main
 from visualizer.errors import InputError
 from visualizer.lens import LensUnsupported, hidden_states, lens_logits, logit_lens
 
@@ -144,32 +142,24 @@ def test_bad_text_is_refused(tiny_lm, text, message):
 # ---------------------------------------------------------------- CLI
 
 
-def run_cli(argv, capsys):
-    """(exit status, stdout, stderr) of one CLI call."""
-    out = io.StringIO()
-    try:
-        status = main(argv, out=out)
-    except SystemExit as exc:
-        status = exc.code
-    return status, out.getvalue(), capsys.readouterr().err
 
 
-def test_cli_json(tiny_llama_dir, capsys):
-    status, out, _ = run_cli(["lens", "the dog likes food", "--model", tiny_llama_dir, "--format", "json"], capsys)
+def test_cli_json(tiny_llama_dir, run_cli):
+    status, out, _ = run_cli(["lens", "the dog likes food", "--model", tiny_llama_dir, "--format", "json"])
     data = json.loads(out)
     assert status == 0 and data["layers"] == 3
     assert all(len(r["cells"]) == len(data["tokens"]) - 1 for r in data["rows"])
 
 
-def test_cli_table(tiny_gpt2_dir, capsys):
-    status, out, _ = run_cli(["lens", "the dog likes food", "--model", tiny_gpt2_dir], capsys)
+def test_cli_table(tiny_gpt2_dir, run_cli):
+    status, out, _ = run_cli(["lens", "the dog likes food", "--model", tiny_gpt2_dir])
     lines = out.splitlines()
     assert status == 0 and "3 layers" in lines[0] and "'␣dog'" in lines[1]
     assert [line.split()[0] for line in lines[2:5]] == ["layer", "layer", "embeddings"]
 
 
-def test_cli_empty_text_exits_2_with_one_line(capsys):
-    status, out, err = run_cli(["lens", " "], capsys)
+def test_cli_empty_text_exits_2_with_one_line(run_cli):
+    status, out, err = run_cli(["lens", " "])
     assert status == 2 and out == "" and err.strip() == "visualizer: error: Please enter some text: it is empty."
 
 
