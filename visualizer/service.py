@@ -78,17 +78,23 @@ def run_analysis(
     on_loading: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Validate a request, then run the one forward pass."""
+    check_text(text, settings)
+    lm = get_model(model or settings.model, settings, on_loading)
+    return analyze(
+        text, lm, top_k=top_k, bos=bool(bos), mask_first=_whole(mask_first, "mask_first"),
+        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k,
+    )
+
+
+def check_text(text, settings: Settings) -> str:
+    """The text, if it is a non-empty string within the character limit; else an InputError."""
     if not isinstance(text, str):
         raise InputError("The text must be a string.")
     if len(text) > settings.max_chars:
         raise InputError(f"The text is {len(text):,} characters; the limit is {settings.max_chars:,}.")
     if not text.strip():
         raise InputError("Please enter some text: it is empty.")
-    lm = get_model(model or settings.model, settings, on_loading)
-    return analyze(
-        text, lm, top_k=top_k, bos=bool(bos), mask_first=_whole(mask_first, "mask_first"),
-        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k,
-    )
+    return text
 
 
 def _whole(value, name: str) -> int:

@@ -1,0 +1,127 @@
+"""The labels views without a server: masking choices, batches, shift mistakes, training, comparing."""
+
+import json
+
+import pytest
+import torch
+
+from visualizer import label_figures
+from visualizer.analysis import IGNORE_INDEX, analyze
+from visualizer.errors import InputError
+from visualizer.figures import escape_text
+from visualizer.loading import load_model
+from visualizer.service_labels import (
+    COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, analyze_with_mask, chat_text, compare_models,
+    reset_training, run_batch, run_shift, run_training,
+)
+from visualizer.settings import Settings
+from visualizer.training import TRAINED
+
+TEXT = "the dog likes food and the cat likes fish"
+
+
+@pytest.fixture
+def settings(tiny_gpt2_dir):
+    return Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
+
+
+@pytest.mark.parametrize(
+    "mask, expected",
+    [
+        (MaskChoice(), []),
+        (MaskChoice("first N tokens", first_n=3), [0, 1, 2]),
+        (MaskChoice("picked tokens", picked=(2, 5)), [2, 5]),
+    ],
+)
+def test_mask_choices_set_labels(settings, mask, expected):
+    result = analyze_with_mask(TEXT, settings, settings.model, mask)
+    assert [i for i, label in enumerate(result.labels) if label == IGNORE_INDEX] == expected
+    counted = [p.loss for p in result.positions if p.loss is not None]
+    assert result.counted == len(counted) and result.loss == pytest.approx(sum(counted) / len(counted), abs=1e-5)
+
+
+def test_marker_masks_up_to_and_including_it(settings):
+    result = analyze_with_mask("Question: why? Answer: because", settings, settings.model, MaskChoice("up to a marker", marker="Answer:"))
+    masked_text = "".join(t.text for t, label in zip(result.tokens, result.labels) if label == IGNORE_INDEX)
+    assert masked_text == "Question: why? Answer:"
+    with pytest.raises(InputError):
+        analyze_with_mask("no marker here", settings, settings.model, MaskChoice("up to a marker", marker="Answer:"))
+
+
+def test_chat_text_counts_only_the_answer(settings):
+    text, n_prompt = chat_text("What does the dog like?", "Food.", settings, settings.model)
+    result = analyze_with_mask(text, settings, settings.model, MaskChoice("first N tokens", first_n=n_prompt))
+    counted_text = "".join(t.text for t, label in zip(result.tokens, result.labels) if label != IGNORE_INDEX)
+    assert "Food." in counted_text and "dog" not in counted_text
+
+
+def test_batch_view(settings):
+    result, grid, losses, table, explanation = run_batch("the dog likes food\na cat", settings, settings.model, True)
+    assert grid.data[0].type == "heatmap" and len(grid.data[0].z) == 2
+    short = result.rows[1]
+    assert grid.data[0].z[1][short.length:] == [label_figures.MASKED_PAD] * (len(short.tokens) - short.length)
+    assert table["loss"].iloc[-1] == pytest.approx(result.batch_loss)
+    assert explanation
+    wrong, grid_wrong, *_ = run_batch("the dog likes food\na cat", settings, settings.model, False)
+    assert label_figures.COUNTED_PAD in grid_wrong.data[0].z[1] and wrong.pad_terms > 0
+    with pytest.raises(InputError, match="two sentences"):
+        run_batch("only one", settings, settings.model, True)
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_shift_views(settings, mistake):
+    comparison, fig, table, explanation = run_shift(TEXT, settings, settings.model, mistake)
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert table["loss"].tolist() == pytest.approx([r.loss for r in comparison.rows])
+    right = analyze(TEXT, load_model(settings.model))
+    assert comparison.loss == pytest.approx(right.loss, abs=1e-5)
+    assert comparison.wrong_loss != pytest.approx(comparison.loss, abs=1e-6) and explanation
+
+
+def test_training_view_and_the_trained_copy(settings):
+    shared = load_model(settings.model)
+    weights = [p.detach().clone() for p in shared.model.parameters()]
+    views = run_training("session-a", TEXT, settings, settings.model, steps=3, optimizer="adamw", lr=1e-2)
+    assert [t.type for t in views.curve.data] == ["scatter"] and len(views.curve.data[0].x) == 4
+    assert len(views.heatmap.data[0].z) == len(views.run.tokens) - 1
+    assert views.run.losses[-1] < views.run.losses[0]
+    assert all(torch.equal(a, b) for a, b in zip(weights, shared.model.parameters()))
+    trained = analyze_with_mask(TEXT, settings, TRAINED_CHOICE, MaskChoice(), "session-a")
+    assert "trained" in trained.model and trained.loss == pytest.approx(views.run.losses[-1], abs=1e-4)
+    assert "Before training" in views.before.layout.title.text
+    assert reset_training("session-a").startswith("The trained copy was freed")
+    with pytest.raises(InputError, match="no trained copy"):
+        analyze_with_mask(TEXT, settings, TRAINED_CHOICE, MaskChoice(), "session-a")
+    assert "session-a" not in TRAINED
+
+
+@pytest.mark.parametrize("view", COMPARE_VIEWS)
+def test_compare_two_models(settings, tiny_llama_dir, view):
+    both = Settings(model=settings.model, models=(settings.model, tiny_llama_dir))
+    fig_a, fig_b, diff = compare_models(TEXT, both, settings.model, tiny_llama_dir, view, None)
+    a = analyze(TEXT, load_model(settings.model))
+    b = analyze(TEXT, load_model(tiny_llama_dir))
+    assert list(diff.data[0].y) == pytest.approx([pb.loss - pa.loss for pa, pb in zip(a.positions, b.positions)], abs=1e-5)
+    assert escape_text(tiny_llama_dir) in fig_b.layout.title.text
+
+
+def test_markup_in_batch_and_shift_figures_is_escaped(settings):
+    markup = "<b>x</b> <img src=x onerror=alert(1)>\n<a href='y'>y</a> ok"
+    _, grid, losses, _, _ = run_batch(markup, settings, settings.model, True)
+    _, shift_fig, _, _ = run_shift(markup.replace("\n", " "), settings, settings.model, list(MISTAKES)[0])
+    for fig in (grid, losses, shift_fig):
+        strings = " ".join(_strings(json.loads(fig.to_json())))
+        assert fig is losses or "&lt;" in strings  # the markup is there, escaped (row losses show no text)
+        assert "<b>x" not in strings and "<img" not in strings and "<a href" not in strings
+
+
+def _strings(node):
+    """Every string inside a decoded figure JSON."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)

@@ -1,0 +1,235 @@
+"""Requests about labels, without Gradio: masking choices, padded batches, shift mistakes, training, comparing.
+
+app.py wires these to the "Masking", "Batches", "Shift mistakes", "Train" and "Compare" views.
+Each returns plain results (dataclasses, figures, DataFrames, text) or raises InputError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import figures, label_figures
+from .analysis import Analysis, analyze
+from .batches import BatchResult, analyze_batch
+from .errors import InputError
+from .loading import LoadedModel
+from .masking import chat_example, mask_until
+from .service import check_text, get_model
+from .settings import Settings
+from .shifts import ShiftComparison, double_shift, off_by_one
+from .training import TRAINED, TrainingRun, train_for_session
+
+MASK_MODES = ("none", "first N tokens", "up to a marker", "picked tokens")
+TRAINED_CHOICE = "your trained copy"
+"""The model-menu entry that means: this session's trained copy."""
+MISTAKES = {"double shift (labels shifted by hand)": double_shift, "off by one (logit k read as token k)": off_by_one}
+COMPARE_VIEWS = ("loss per position", "top-K", "predicted vs true")
+
+
+@dataclass(frozen=True)
+class MaskChoice:
+    """Which labels to set to -100: a mode and its argument."""
+
+    mode: str = "none"
+    first_n: int = 0
+    marker: str = ""
+    picked: tuple[int, ...] = ()
+
+    def indices(self, text: str, lm: LoadedModel, bos: bool, max_tokens: int | None) -> list[int]:
+        """The label indices to mask for `text`."""
+        if self.mode not in MASK_MODES:
+            raise InputError(f"Unknown masking mode '{self.mode}'; choose one of: {', '.join(MASK_MODES)}.")
+        if self.mode == "first N tokens":
+            return list(range(_whole(self.first_n, "N")))
+        if self.mode == "up to a marker":
+            return mask_until(text, self.marker, lm, bos=bos, max_tokens=max_tokens)
+        if self.mode == "picked tokens":
+            return [int(i) for i in self.picked]
+        return []
+
+
+def _whole(value, name: str) -> int:
+    """A non-negative whole number from a form field, or an InputError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not float(value).is_integer():
+        raise InputError(f"{name} must be a whole number, 0 or more.")
+    return int(value)
+
+
+def resolve_model(name: str, settings: Settings, session_id: str | None, on_loading=None) -> LoadedModel:
+    """A configured model, or this session's trained copy when `name` is TRAINED_CHOICE."""
+    if name == TRAINED_CHOICE:
+        return TRAINED.get(session_id or "")
+    return get_model(name or settings.model, settings, on_loading)
+
+
+def analyze_with_mask(
+    text: str, settings: Settings, model: str, mask: MaskChoice, session_id: str | None = None,
+    top_k=10, bos: bool = False, on_loading: Callable[[str], None] | None = None,
+) -> Analysis:
+    """The main analysis, with the labels the masking choice sets to -100 (and the trained copy allowed)."""
+    check_text(text, settings)
+    lm = resolve_model(model, settings, session_id, on_loading)
+    masked = mask.indices(text, lm, bool(bos), settings.max_tokens)
+    return analyze(text, lm, top_k=top_k, masked=masked, bos=bool(bos),
+                   max_tokens=settings.max_tokens, max_top_k=settings.max_top_k)
+
+
+def chat_text(prompt: str, answer: str, settings: Settings, model: str) -> tuple[str, int]:
+    """A chat example's full text and how many prompt tokens to mask (only the answer counts)."""
+    example = chat_example(prompt, answer, get_model(model or settings.model, settings))
+    return example.text, example.prompt_tokens
+
+
+# ---------------------------------------------------------------- batches
+
+
+def run_batch(texts: str, settings: Settings, model: str, mask_pads: bool, classroom: bool = False):
+    """One sentence per line -> (result, grid figure, losses figure, row table, explanation)."""
+    lines = [line for line in (texts or "").splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise InputError("Give at least two sentences, one per line, to make a batch.")
+    result = analyze_batch(lines, get_model(model or settings.model, settings), mask_pads=bool(mask_pads))
+    style = _style(classroom)
+    return (result, label_figures.batch_grid(result, style), label_figures.batch_losses(result, style),
+            batch_table(result), result.explanation)
+
+
+def batch_table(result: BatchResult) -> pd.DataFrame:
+    """One row per sentence: its length, counted terms, loss sum and own loss; then the batch totals."""
+    rows = [{"row": i, "text": r.text, "tokens": r.length, "counted": r.counted, "loss_sum": r.loss_sum, "loss": r.loss}
+            for i, r in enumerate(result.rows)]
+    rows.append({"row": "batch", "text": "(the model's batch loss)", "tokens": sum(r.length for r in result.rows),
+                 "counted": sum(r.counted for r in result.rows), "loss_sum": result.loss_sum, "loss": result.batch_loss})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- shift mistakes
+
+
+def run_shift(text: str, settings: Settings, model: str, mistake: str, bos: bool = False, classroom: bool = False):
+    """(comparison, figure, table, explanation) for one shift mistake on `text`."""
+    if mistake not in MISTAKES:
+        raise InputError(f"Unknown mistake '{mistake}'.")
+    check_text(text, settings)
+    comparison = MISTAKES[mistake](text, get_model(model or settings.model, settings), bos=bool(bos),
+                                   max_tokens=settings.max_tokens)
+    return comparison, label_figures.shift_comparison(comparison, _style(classroom)), shift_table(comparison), comparison.explanation
+
+
+def shift_table(comparison: ShiftComparison) -> pd.DataFrame:
+    """Right and mistaken numbers side by side, one row per position."""
+    return pd.DataFrame([
+        {"k": r.k, "context": r.context, "target": r.target.display, "p": r.p, "loss": r.loss,
+         "mistake scores": None if r.wrong_target is None else r.wrong_target.display,
+         "mistake p": r.wrong_p, "mistake loss": r.wrong_loss}
+        for r in comparison.rows
+    ])
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainingViews:
+    """A training run and everything drawn from it."""
+
+    run: TrainingRun
+    curve: go.Figure
+    heatmap: go.Figure
+    before: go.Figure
+    after: go.Figure
+    summary: str
+
+
+def run_training(
+    session_id: str, text: str, settings: Settings, model: str, steps=10, optimizer: str = "adamw", lr=None,
+    mask: MaskChoice = MaskChoice(), bos: bool = False, classroom: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainingViews:
+    """Train this session's copy on `text`; the walkthrough's table before and after, side by side."""
+    if not session_id:
+        raise InputError("Training needs a browser session.")
+    before = analyze_with_mask(text, settings, model, mask, session_id, bos=bos)
+    lm = resolve_model(model, settings, session_id)
+    masked = [i for i, label in enumerate(before.labels) if label == -100]
+    run = train_for_session(session_id, text, lm, steps=steps, optimizer=optimizer, lr=lr or None,
+                            masked=masked, bos=bool(bos), progress=progress, wait_s=0.0)
+    after = analyze(text, run.trained, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens)
+    style = _style(classroom)
+    return TrainingViews(
+        run=run, curve=label_figures.training_curve(run, style), heatmap=label_figures.training_heatmap(run, style),
+        before=_titled(figures.sentence_vocab_heatmap(before, style), "Before training"),
+        after=_titled(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps (trained copy)"),
+        summary=training_summary(run, before, after),
+    )
+
+
+def training_summary(run: TrainingRun, before: Analysis, after: Analysis) -> str:
+    """Plain text: loss before and after, time per step, and what the copy is."""
+    steps = len(run.history) - 1
+    lines = [
+        f"Trained a private copy of {run.model} for {steps} steps ({run.optimizer}, lr {run.lr:g}) "
+        f"in {run.seconds:.1f} s ({run.seconds / max(steps, 1):.2f} s per step).",
+        f"loss before: {_num(before.loss)} → after: {_num(after.loss)}  (the shared model is unchanged)",
+        f"Pick '{TRAINED_CHOICE}' in the model menu to analyse any text with it; Reset frees it.",
+        *run.notices,
+    ]
+    return "\n".join(lines)
+
+
+def reset_training(session_id: str | None) -> str:
+    """Free this session's trained copy."""
+    freed = TRAINED.release(session_id or "")
+    return "The trained copy was freed; analyses use the shared model." if freed else "There was no trained copy."
+
+
+# ---------------------------------------------------------------- compare
+
+
+def compare_models(text: str, settings: Settings, model_a: str, model_b: str, view: str, session_id: str | None,
+                   top_k=10, bos: bool = False, classroom: bool = False):
+    """The same view for two models on one text, and the per-position loss difference (b − a)."""
+    if view not in COMPARE_VIEWS:
+        raise InputError(f"Unknown view '{view}'.")
+    a = analyze_with_mask(text, settings, model_a, MaskChoice(), session_id, top_k=top_k, bos=bos)
+    b = analyze_with_mask(text, settings, model_b, MaskChoice(), session_id, top_k=top_k, bos=bos)
+    style = _style(classroom)
+    draw = {"loss per position": figures.loss_bars, "top-K": figures.top_k_heatmap,
+            "predicted vs true": figures.sentence_vocab_heatmap}[view]
+    return _titled(draw(a, style), a.model), _titled(draw(b, style), b.model), loss_difference(a, b, style)
+
+
+def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figures.NORMAL) -> go.Figure:
+    """Bars of loss_b − loss_a per position: below zero, model b predicts that token better."""
+    x = [f"k={p.k} {figures.escape_text(p.target.display)}" for p in a.positions]
+    diff = [pb.loss - pa.loss if pa.loss is not None and pb.loss is not None else None
+            for pa, pb in zip(a.positions, b.positions)]
+    colors = [label_figures.CELL_COLORS[0] if (d or 0) <= 0 else label_figures.CELL_COLORS[2] for d in diff]
+    fig = go.Figure(go.Bar(x=x, y=diff, marker=dict(color=colors), name="difference"))
+    title = (f"Loss difference per position: {figures.escape_text(b.model)} − {figures.escape_text(a.model)} "
+             f"(mean {_num(b.loss)} − {_num(a.loss)})")
+    figures._layout(fig, style, title, 0)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=x, tickangle=-45)
+    fig.update_yaxes(title=dict(text="Δ −ln p, nats (below 0: b is better)"), zeroline=True)
+    return fig
+
+
+def _titled(fig: go.Figure, title: str) -> go.Figure:
+    """The figure with its title prefixed, escaped (model names can be paths)."""
+    current = fig.layout.title.text or ""
+    fig.update_layout(title_text=f"{figures.escape_text(title)}: {current}")
+    return fig
+
+
+def _style(classroom: bool) -> figures.FigureStyle:
+    """The figure style for classroom mode or not."""
+    return figures.CLASSROOM if classroom else figures.NORMAL
+
+
+def _num(value: float | None) -> str:
+    """'10.387' or '—'."""
+    return "—" if value is None else f"{value:.3f}"
