@@ -54,7 +54,7 @@ class Views:
 
 def check_model_allowed(name: str, settings: Settings) -> str:
     """The model name if the settings allow it, else an InputError listing what is allowed."""
-    if name not in settings.models:
+    if not isinstance(name, str) or not settings.allows(name):
         allowed = ", ".join(settings.models)
         raise InputError(f"Model '{name}' is not offered here; choose one of: {allowed}.")
     return name

@@ -18,6 +18,19 @@ def _help(text: str, **kwargs):
     return field(metadata={"help": text}, **kwargs)
 
 
+def _parse(raw: str, name: str, kind: type):
+    """An environment value as the field's type: '1'/'true'/'yes' for booleans, else int."""
+    if kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"VISUALIZER_{name.upper()} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"VISUALIZER_{name.upper()} must be 0 or more, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Limits and defaults for one server or one CLI run."""
@@ -37,6 +50,18 @@ class Settings:
         "Longest text analysed, in tokens (also capped by the model's context).",
         default=8192,
     )
+    allow_any_model: bool = _help(
+        "Load any model name a request gives, not only the list (local use only; env VISUALIZER_ALLOW_ANY_MODEL=1).",
+        default=False,
+    )
+    queue_size: int = _help("Requests waiting at most; a full queue answers 'busy, try again' at once.", default=64)
+    analysis_concurrency: int = _help("Analyses (and lens, batch, shift views) run at once.", default=1)
+    generation_concurrency: int = _help("Generation steps run at once.", default=1)
+    training_concurrency: int = _help("Training runs at once (others wait in the queue, which shows their place).", default=1)
+    time_limit_s: int = _help("Longest time one request may run, seconds.", default=120)
+    max_new_tokens: int = _help("Most tokens one generation may add.", default=200)
+    max_train_steps: int = _help("Most optimizer steps one training run may take.", default=50)
+    max_trained_copies: int = _help("Trained model copies held at once (the oldest is dropped).", default=2)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -48,14 +73,18 @@ class Settings:
         if env.get("VISUALIZER_MODELS"):
             names = [n.strip() for n in env["VISUALIZER_MODELS"].split(",") if n.strip()]
             updates["models"] = tuple(names)
-        for name in ("top_k", "max_top_k", "max_chars", "max_tokens"):
-            raw = env.get(f"VISUALIZER_{name.upper()}")
-            if raw:
-                updates[name] = int(raw)
+        for f in fields(cls):
+            raw = env.get(f"VISUALIZER_{f.name.upper()}")
+            if raw and f.name not in ("model", "models"):
+                updates[f.name] = _parse(raw, f.name, type(f.default))
         settings = replace(cls(), **updates)
         if settings.model not in settings.models:
             settings = replace(settings, models=(settings.model, *settings.models))
         return settings
+
+    def allows(self, name: str) -> bool:
+        """Whether a request may load the model called `name`."""
+        return self.allow_any_model or name in self.models
 
     @staticmethod
     def help_table() -> list[tuple[str, str, str]]:
