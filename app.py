@@ -1,4 +1,4 @@
-"""The Gradio app: wiring only. Every handler calls visualizer.service and returns its results.
+"""The Gradio app: wiring only. Every handler calls visualizer.service or service_steps and returns the results.
 
 Run: `python app.py` (serves http://127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT honoured).
 """
@@ -10,10 +10,12 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from visualizer import service  # noqa: E402
+from visualizer import service, service_steps  # noqa: E402
+from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
 from visualizer.settings import Settings  # noqa: E402
 
 CSS_PATH = Path(__file__).parent / "assets" / "app.css"
@@ -79,10 +81,137 @@ def make_handlers(settings: Settings):
     return analyze_page, redraw, redraw_detail, analyze_api, from_url
 
 
+def _generation_outputs(run, views):
+    """Outputs of a generation step, in the order of the Generate tab's `outputs`."""
+    return [run, views.summary, views.text, views.steps, views.step, views.forced, views.table,
+            gr.Dropdown(choices=views.step_choices, value=views.step_choices[-1][1])]
+
+
+def make_step_handlers(settings: Settings) -> SimpleNamespace:
+    """Handlers of the Generate and Layers tabs and their API, closed over one settings object."""
+
+    def advance(to_end, run, prompt, model, bos, classroom, max_new, mode, temperature, top_k, top_p, seed, progress):
+        """One step or the rest of the held generation (a new one when the controls changed)."""
+        try:
+            dec = service_steps.page_decoding(max_new, mode, temperature, top_k, top_p, seed)
+            run = service_steps.advance(run, prompt, settings, model, dec, bos, to_end=to_end,
+                                        on_loading=lambda msg: progress(0, desc=msg))
+            return _generation_outputs(run, service_steps.generation_views(run, classroom))
+        except Exception as err:  # noqa: BLE001 - reported in the page; what was shown stays
+            return [gr.skip(), f"⚠ {service.user_message(err)}", *[gr.skip()] * 6]
+
+    def next_token(run, prompt, model, bos, classroom, max_new, mode, temperature, top_k, top_p, seed,
+                   progress=gr.Progress()):
+        return advance(False, run, prompt, model, bos, classroom, max_new, mode, temperature, top_k, top_p, seed,
+                       progress)
+
+    def run_to_end(run, prompt, model, bos, classroom, max_new, mode, temperature, top_k, top_p, seed,
+                   progress=gr.Progress()):
+        return advance(True, run, prompt, model, bos, classroom, max_new, mode, temperature, top_k, top_p, seed,
+                       progress)
+
+    def start_over():
+        return [None, "Press Next token to generate one token, or Run to end.", *[None] * 5,
+                gr.Dropdown(choices=[], value=None)]
+
+    def redraw_generation(run, classroom, step):
+        """Redraw the generation's figures (no model call)."""
+        if run is None:
+            return [gr.skip()] * 4
+        views = service_steps.generation_views(run, classroom, step)
+        return [views.text, views.steps, views.step, views.forced]
+
+    def redraw_step(run, step, classroom):
+        return gr.skip() if run is None else service_steps.step_figure(run, step, classroom)
+
+    def open_layers(text, model, bos, value, classroom, progress=gr.Progress()):
+        """The logit lens of the text (cached per model, text and BOS)."""
+        try:
+            lens = service_steps.lens_for(text, settings, model, bos, on_loading=lambda msg: progress(0, desc=msg))
+            return [lens, service_steps.lens_summary(lens), service_steps.lens_figure(lens, value, classroom)]
+        except Exception as err:  # noqa: BLE001
+            return [None, f"⚠ {service.user_message(err)}", None]
+
+    def layers_if_open(open_tab, text, model, bos, value, classroom, progress=gr.Progress()):
+        """After a new analysis, the lens too, but only while the Layers tab is the one shown."""
+        return open_layers(text, model, bos, value, classroom, progress) if open_tab == "Layers" else [gr.skip()] * 3
+
+    def redraw_layers(lens, value, classroom):
+        return gr.skip() if lens is None else service_steps.lens_figure(lens, value, classroom)
+
+    def track_tab(evt: gr.SelectData):
+        return evt.value
+
+    def generate_api(prompt: str, model: str = settings.model, max_new_tokens: int = DEFAULT_NEW_TOKENS,
+                     temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                     seed: int | None = None, candidates: int = settings.top_k, bos: bool = False) -> dict:
+        """API: generate to the end (greedy unless a temperature is given); the JSON of `generate --format json`."""
+        try:
+            return service_steps.generate(prompt, settings, model, max_new_tokens, temperature, top_k, top_p, seed,
+                                          candidates, bos)
+        except Exception as err:  # noqa: BLE001
+            raise gr.Error(service.user_message(err)) from None
+
+    def lens_api(text: str, model: str = settings.model, bos: bool = False) -> dict:
+        """API: the logit lens JSON of the text's first tokens (see service_steps.LENS_MAX_TOKENS)."""
+        try:
+            return service_steps.lens_for(text, settings, model, bos).to_dict()
+        except Exception as err:  # noqa: BLE001
+            raise gr.Error(service.user_message(err)) from None
+
+    return SimpleNamespace(**{f.__name__: f for f in (
+        next_token, run_to_end, start_over, redraw_generation, redraw_step, open_layers, layers_if_open,
+        redraw_layers, track_tab, generate_api, lens_api)})
+
+
+def _generate_tab() -> SimpleNamespace:
+    """The Generate tab's components (inside a `gr.Tab`)."""
+    c = SimpleNamespace()
+    c.prompt = gr.Textbox(label="Prompt", value=service_steps.PROMPT_EXAMPLE, lines=1, max_lines=6,
+                          elem_id="gen-prompt", placeholder="Type a prompt and press Next token")
+    with gr.Row():
+        c.max_new = gr.Slider(1, MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1, label="New tokens (at most)",
+                              elem_id="gen-max-new")
+        c.mode = gr.Radio([service_steps.GREEDY, service_steps.SAMPLE], value=service_steps.GREEDY,
+                          label="Next token by", elem_id="gen-mode")
+        c.temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature (sampling)",
+                                  elem_id="gen-temperature")
+        c.top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)", elem_id="gen-top-k")
+        c.top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="gen-top-p")
+        c.seed = gr.Number(0, precision=0, label="Seed (empty: random)", elem_id="gen-seed")
+    with gr.Row():
+        c.next = gr.Button("Next token", variant="primary", elem_id="gen-next")
+        c.run = gr.Button("Run to end", elem_id="gen-run")
+        c.reset = gr.Button("Start over", elem_id="gen-reset")
+    c.summary = gr.Textbox(label="Generation", interactive=False, lines=3, elem_id="gen-summary",
+                           elem_classes="summary")
+    c.text = gr.Plot(label="Generated text", show_label=False, elem_id="gen-text")
+    c.steps = gr.Plot(label="Steps x candidates", show_label=False, elem_id="gen-steps")
+    c.step = gr.Dropdown(choices=[], label="Step: its distribution before and after the filters", elem_id="gen-step")
+    c.bars = gr.Plot(label="One step before and after", show_label=False, elem_id="gen-bars")
+    c.forced = gr.Plot(label="Teacher forcing", show_label=False, elem_id="gen-forced")
+    c.table = gr.Dataframe(label="Teacher forcing beside the steps", interactive=False, elem_id="gen-forced-table")
+    return c
+
+
+def _layers_tab() -> SimpleNamespace:
+    """The Layers tab's components (inside a `gr.Tab`)."""
+    c = SimpleNamespace()
+    gr.Markdown("What each layer would predict if the model stopped there (the *logit lens*), for the text above.")
+    with gr.Row():
+        c.value = gr.Radio([("p(true next token)", "p_target"), ("rank of the true token", "rank"),
+                            ("entropy", "entropy")], value="p_target", label="Colour by", elem_id="lens-value", scale=4)
+        c.button = gr.Button("Show layers", elem_id="lens-button", scale=1)
+    c.summary = gr.Textbox(label="Layers", interactive=False, lines=2, elem_id="lens-summary", elem_classes="summary")
+    c.plot = gr.Plot(label="Layers x positions", show_label=False, elem_id="lens-heatmap")
+    return c
+
+
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     """The whole page."""
     settings = settings or Settings.from_env()
     analyze_page, redraw, redraw_detail, analyze_api, from_url = make_handlers(settings)
+    steps = make_step_handlers(settings)
     with gr.Blocks(title="What does the model predict?") as demo:
         gr.Markdown("# What does the model predict, and where does its loss come from?\n"
                     "Type a sentence. For every position the model predicts the next token; "
@@ -99,7 +228,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             bos = gr.Checkbox(False, label="Prepend BOS (score the first token too)")
             classroom = gr.Checkbox(False, label="Classroom mode", elem_id="classroom")
         summary = gr.Textbox(label="Loss", interactive=False, lines=2, elem_id="summary", elem_classes="summary")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Predictions", id="predictions"):
                 strip = gr.Plot(label="Tokens, coloured by p(true next token)", show_label=False, elem_id="token-strip")
                 top_plot = gr.Plot(label="Top-K candidates per position", show_label=False, elem_id="top-k-heatmap")
@@ -116,22 +245,59 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                     csv_positions = gr.DownloadButton("Per-position CSV", elem_id="dl-positions")
                     csv_top_k = gr.DownloadButton("Top-K CSV", elem_id="dl-top-k")
                     json_file = gr.DownloadButton("Analysis JSON", elem_id="dl-json")
+            with gr.Tab("Generate", id="generate"):
+                gen = _generate_tab()
+                # A GenerationRun, kept by reference (Gradio deep-copies only a State's initial value); an
+                # idle one is dropped after an hour and the next click starts afresh.
+                gen_state = gr.State(None, time_to_live=3600)
+            with gr.Tab("Layers", id="layers") as layers_tab:
+                lens = _layers_tab()
+                lens_state, open_tab = gr.State(None), gr.State(None)
         inputs = [text, model, top_k, bos, color_by, classroom]
         outputs = [state, summary, strip, top_plot, vocab_plot, loss_plot, detail_plot, detail_k, labels,
                    positions, csv_positions, csv_top_k, json_file]
         figures_out = [strip, top_plot, vocab_plot, loss_plot, detail_plot]
         examples = gr.Examples(service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private")
         examples.load_input_event.then(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+        lens_inputs = [text, model, bos, lens.value, classroom]
+        lens_outputs = [lens_state, lens.summary, lens.plot]
         for trigger in (text.submit, run.click):
-            trigger(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+            trigger(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis").then(
+                steps.layers_if_open, [open_tab, *lens_inputs], lens_outputs, api_visibility="private",
+                concurrency_id="analysis")
         for control in (color_by, classroom):
             control.change(redraw, [state, color_by, classroom, detail_k], figures_out, api_visibility="private", queue=False)
         classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
         gr.api(analyze_api, api_name="analyze", concurrency_id="analysis")
+        _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
+                    lens_outputs)
+        tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
         demo.load(from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
     return demo
+
+
+def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, lens_inputs, lens_outputs) -> None:
+    """Events of the Generate and Layers tabs, and the /generate and /lens API."""
+    model, bos, classroom = shared
+    controls = [gen_state, gen.prompt, model, bos, classroom, gen.max_new, gen.mode, gen.temperature, gen.top_k,
+                gen.top_p, gen.seed]
+    outputs = [gen_state, gen.summary, gen.text, gen.steps, gen.bars, gen.forced, gen.table, gen.step]
+    for trigger in (gen.next.click, gen.prompt.submit):
+        trigger(steps.next_token, controls, outputs, api_visibility="private", concurrency_id="analysis")
+    gen.run.click(steps.run_to_end, controls, outputs, api_visibility="private", concurrency_id="analysis")
+    gen.reset.click(steps.start_over, None, outputs, api_visibility="private", queue=False)
+    classroom.change(steps.redraw_generation, [gen_state, classroom, gen.step],
+                     [gen.text, gen.steps, gen.bars, gen.forced], api_visibility="private", queue=False)
+    gen.step.input(steps.redraw_step, [gen_state, gen.step, classroom], gen.bars, api_visibility="private", queue=False)
+    for trigger in (layers_tab.select, lens.button.click):
+        trigger(steps.open_layers, lens_inputs, lens_outputs, api_visibility="private", concurrency_id="analysis")
+    for control in (lens.value, classroom):
+        control.change(steps.redraw_layers, [lens_state, lens.value, classroom], lens.plot, api_visibility="private",
+                       queue=False)
+    gr.api(steps.generate_api, api_name="generate", concurrency_id="analysis")
+    gr.api(steps.lens_api, api_name="lens", concurrency_id="analysis")
 
 
 def launch_options() -> dict:
