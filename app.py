@@ -14,7 +14,9 @@ from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from visualizer import service, service_steps  # noqa: E402
+from visualizer import service, service_labels, service_steps  # noqa: E402
+from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE, MaskChoice  # noqa: E402
+from visualizer.training import TRAINED  # noqa: E402
 from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
 from visualizer.settings import Settings  # noqa: E402
 
@@ -26,7 +28,20 @@ VIEW_OUTPUTS = 9  # state, summary, 5 figures, detail picker, labels table
 def _failure(message: str):
     """Outputs for a failed request: results cleared, one sentence shown."""
     empty = [None] * 5
-    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, None, None, None]
+    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, None, None, None,
+            gr.skip()]
+
+
+def _session(request: gr.Request | None) -> str | None:
+    """The browser session's id (None for API calls without one)."""
+    return getattr(request, "session_hash", None)
+
+
+def _picker(analysis, picked):
+    """The 'picked tokens' choices for this text: one per label that could count (1..n-1)."""
+    choices = [(f"{i}: {t.display}", i) for i, t in enumerate(analysis.tokens) if i > 0]
+    keep = [i for i in (picked or []) if 0 < i < len(analysis.tokens)]
+    return gr.CheckboxGroup(choices=choices, value=keep)
 
 
 def _views_outputs(analysis, views):
@@ -39,18 +54,21 @@ def _views_outputs(analysis, views):
 def make_handlers(settings: Settings):
     """The event handlers, closed over one settings object."""
 
-    def analyze_page(text, model, top_k, bos, color_by, classroom, progress=gr.Progress()):
+    def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
+                     request: gr.Request, progress=gr.Progress()):
         """Run one analysis for the page; errors become a message, never a traceback."""
         try:
-            analysis = service.run_analysis(
-                text, settings, model=model, top_k=top_k, bos=bos,
+            mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
+            analysis = service_labels.analyze_with_mask(
+                text, settings, model, mask, _session(request), top_k=top_k, bos=bos,
                 on_loading=lambda msg: progress(0, desc=msg),
             )
             views = service.build_views(analysis, color_by, classroom)
             files = service.export_files(analysis)
         except Exception as err:  # noqa: BLE001 - every failure is reported in the page
             return _failure(service.user_message(err))
-        return [analysis, views.summary, *_views_outputs(analysis, views), views.positions, *files]
+        return [analysis, views.summary, *_views_outputs(analysis, views), views.positions, *files,
+                _picker(analysis, picked)]
 
     def redraw(analysis, color_by, classroom, detail_k):
         """Redraw the figures from the held analysis (no forward pass)."""
@@ -79,6 +97,138 @@ def make_handlers(settings: Settings):
         return text[: settings.max_chars], classroom
 
     return analyze_page, redraw, redraw_detail, analyze_api, from_url
+
+
+def make_label_handlers(settings: Settings) -> SimpleNamespace:
+    """Handlers of the Batches, Shift mistakes, Train and Compare tabs, closed over one settings object."""
+
+    def batch(texts, model, mask_pads, classroom):
+        try:
+            _, grid, losses, table, explanation = service_labels.run_batch(texts, settings, model, mask_pads, classroom)
+            return explanation, grid, losses, table
+        except Exception as err:  # noqa: BLE001
+            return f"⚠ {service.user_message(err)}", None, None, None
+
+    def shift(text, model, mistake, bos, classroom):
+        try:
+            _, fig, table, explanation = service_labels.run_shift(text, settings, model, mistake, bos, classroom)
+            return explanation, fig, table
+        except Exception as err:  # noqa: BLE001
+            return f"⚠ {service.user_message(err)}", None, None
+
+    def train(text, model, steps, optimizer, lr, bos, classroom, mask_mode, mask_n, marker, picked,
+              request: gr.Request, progress=gr.Progress()):
+        """Train this session's copy; the trained copy joins the model menus."""
+        try:
+            views = service_labels.run_training(
+                _session(request), text, settings, model, steps, optimizer, lr or None,
+                MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ())), bos, classroom,
+                progress=lambda step, total, loss: progress(step / total, desc=f"step {step}/{total}, loss {loss:.3f}"))
+        except Exception as err:  # noqa: BLE001
+            return [f"⚠ {service.user_message(err)}", *[gr.skip()] * 4, *[gr.skip()] * 3]
+        menus = [gr.Dropdown(choices=_model_choices(settings, True))] * 3
+        return [views.summary, views.curve, views.heatmap, views.before, views.after, *menus]
+
+    def reset(model, request: gr.Request):
+        menus = [gr.Dropdown(choices=_model_choices(settings, False))] * 3
+        chosen = settings.model if model == TRAINED_CHOICE else model
+        return [service_labels.reset_training(_session(request)), None, None, None, None,
+                gr.Dropdown(choices=_model_choices(settings, False), value=chosen), *menus[1:]]
+
+    def compare(text, model_a, model_b, view, top_k, bos, classroom, request: gr.Request):
+        try:
+            return ["", *service_labels.compare_models(text, settings, model_a, model_b, view, _session(request),
+                                                       top_k, bos, classroom)]
+        except Exception as err:  # noqa: BLE001
+            return [f"⚠ {service.user_message(err)}", None, None, None]
+
+    def chat(prompt, answer, model):
+        """Fill the text with a chat example and mask its prompt."""
+        try:
+            text, n_prompt = service_labels.chat_text(prompt, answer, settings, model)
+        except Exception as err:  # noqa: BLE001
+            return gr.skip(), gr.skip(), gr.skip(), f"⚠ {service.user_message(err)}"
+        return text, "first N tokens", n_prompt, f"Only the answer counts: the first {n_prompt} labels are -100."
+
+    def release(request: gr.Request):
+        """Free the session's trained copy when its page closes."""
+        TRAINED.release(_session(request) or "")
+
+    return SimpleNamespace(**{f.__name__: f for f in (batch, shift, train, reset, compare, chat, release)})
+
+
+def _model_choices(settings: Settings, trained: bool) -> list[str]:
+    """The model menu: the configured models, and this session's trained copy when it has one."""
+    return [*settings.models, *([TRAINED_CHOICE] if trained else [])]
+
+
+def _masking_controls() -> SimpleNamespace:
+    """Which labels count: masking mode, N, marker, picked tokens, and a chat example."""
+    c = SimpleNamespace()
+    with gr.Accordion("Labels: which positions count in the loss (−100 masking)", open=False, elem_id="masking"):
+        with gr.Row():
+            c.mode = gr.Radio(list(MASK_MODES), value="none", label="Mask", elem_id="mask-mode", scale=3)
+            c.n = gr.Number(0, precision=0, minimum=0, label="N (first N tokens)", elem_id="mask-n", scale=1)
+            c.marker = gr.Textbox(label="Marker (mask up to and including it)", elem_id="mask-marker", scale=2)
+        c.picked = gr.CheckboxGroup(choices=[], label="Picked tokens (label index: token) to mask", elem_id="mask-picked")
+        with gr.Row():
+            c.prompt = gr.Textbox("What does the dog like?", label="Chat example: prompt", scale=2)
+            c.answer = gr.Textbox("The dog likes food.", label="answer", scale=2)
+            c.chat = gr.Button("Use chat example (only the answer counts)", elem_id="chat-example", scale=1)
+        c.note = gr.Markdown("")
+    return c
+
+
+def _labels_tabs(settings: Settings) -> SimpleNamespace:
+    """The Batches, Shift mistakes, Train and Compare tabs (inside `gr.Tabs`)."""
+    c = SimpleNamespace()
+    with gr.Tab("Batches & padding", id="batches"):
+        c.batch_texts = gr.Textbox("the dog likes food\nthe cat sleeps on the warm mat all day", lines=3, label="Sentences, one per line",
+                                   elem_id="batch-texts")
+        with gr.Row():
+            c.mask_pads = gr.Checkbox(True, label="Pad labels are −100 (uncheck to see what goes wrong)", elem_id="mask-pads")
+            c.batch_run = gr.Button("Run the batch", variant="primary", elem_id="batch-run")
+        c.batch_note = gr.Textbox(label="Why the batch loss differs from the mean of row losses", interactive=False,
+                                  lines=3, elem_id="batch-note")
+        c.batch_grid = gr.Plot(show_label=False, elem_id="batch-grid")
+        c.batch_losses = gr.Plot(show_label=False, elem_id="batch-losses")
+        c.batch_table = gr.Dataframe(label="Rows", interactive=False, elem_id="batch-table")
+    with gr.Tab("Shift mistakes", id="shifts"):
+        with gr.Row():
+            c.mistake = gr.Radio(list(MISTAKES), value=list(MISTAKES)[0], label="Mistake", elem_id="mistake", scale=3)
+            c.shift_run = gr.Button("Show it on the text", variant="primary", elem_id="shift-run", scale=1)
+        c.shift_note = gr.Textbox(label="What goes wrong", interactive=False, lines=3, elem_id="shift-note")
+        c.shift_plot = gr.Plot(show_label=False, elem_id="shift-plot")
+        c.shift_table = gr.Dataframe(label="Right vs mistaken, per position", interactive=False, elem_id="shift-table")
+    with gr.Tab("Train", id="train"):
+        gr.Markdown("Train a private copy of the model on the text (respecting the masking above); the shared "
+                    "model never changes. One run at a time per server; others wait in the queue.")
+        with gr.Row():
+            c.steps = gr.Slider(1, settings.max_train_steps, value=10, step=1, label="Steps", elem_id="train-steps")
+            c.optimizer = gr.Radio(["adamw", "sgd"], value="adamw", label="Optimizer", elem_id="train-optimizer")
+            c.lr = gr.Number(0, minimum=0, label="Learning rate (0: the default, 1e-4 AdamW / 1e-3 SGD)",
+                             elem_id="train-lr")
+        with gr.Row():
+            c.train = gr.Button("Train", variant="primary", elem_id="train-run")
+            c.reset = gr.Button("Reset to the base model", elem_id="train-reset")
+        c.train_note = gr.Textbox(label="Training", interactive=False, lines=3, elem_id="train-note")
+        c.curve = gr.Plot(show_label=False, elem_id="train-curve")
+        c.heat = gr.Plot(show_label=False, elem_id="train-heatmap")
+        c.before = gr.Plot(show_label=False, elem_id="train-before")
+        c.after = gr.Plot(show_label=False, elem_id="train-after")
+    with gr.Tab("Compare", id="compare"):
+        with gr.Row():
+            c.model_a = gr.Dropdown(list(settings.models), value=settings.model, label="Model A", elem_id="compare-a")
+            c.model_b = gr.Dropdown(list(settings.models), value=settings.models[-1], label="Model B", elem_id="compare-b")
+            c.view = gr.Radio(list(service_labels.COMPARE_VIEWS), value="loss per position", label="View")
+            c.compare = gr.Button("Compare on the text", variant="primary", elem_id="compare-run")
+        c.compare_note = gr.Markdown("With only one model installed, train a copy first: it appears as "
+                                     f"'{TRAINED_CHOICE}'.")
+        with gr.Row():
+            c.plot_a = gr.Plot(show_label=False, elem_id="compare-plot-a")
+            c.plot_b = gr.Plot(show_label=False, elem_id="compare-plot-b")
+        c.diff = gr.Plot(show_label=False, elem_id="compare-diff")
+    return c
 
 
 def _generation_outputs(run, views):
@@ -227,6 +377,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             color_by = gr.Radio(["probability", "rank"], value="probability", label="Colour tokens by")
             bos = gr.Checkbox(False, label="Prepend BOS (score the first token too)")
             classroom = gr.Checkbox(False, label="Classroom mode", elem_id="classroom")
+        mask = _masking_controls()
         summary = gr.Textbox(label="Loss", interactive=False, lines=2, elem_id="summary", elem_classes="summary")
         with gr.Tabs() as tabs:
             with gr.Tab("Predictions", id="predictions"):
@@ -253,9 +404,11 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             with gr.Tab("Layers", id="layers") as layers_tab:
                 lens = _layers_tab()
                 lens_state, open_tab = gr.State(None), gr.State(None)
-        inputs = [text, model, top_k, bos, color_by, classroom]
+            tabs_l = _labels_tabs(settings)
+        mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
+        inputs = [text, model, top_k, bos, color_by, classroom, *mask_inputs]
         outputs = [state, summary, strip, top_plot, vocab_plot, loss_plot, detail_plot, detail_k, labels,
-                   positions, csv_positions, csv_top_k, json_file]
+                   positions, csv_positions, csv_top_k, json_file, mask.picked]
         figures_out = [strip, top_plot, vocab_plot, loss_plot, detail_plot]
         examples = gr.Examples(service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private")
         examples.load_input_event.then(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
@@ -273,6 +426,10 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
                     lens_outputs)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
+        label_handlers = make_label_handlers(settings)
+        _wire_labels(label_handlers, tabs_l, mask, [text, model, top_k, bos, classroom], inputs, outputs,
+                     analyze_page, settings)
+        demo.unload(label_handlers.release)
         demo.load(from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
     return demo
@@ -300,10 +457,44 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
     gr.api(steps.lens_api, api_name="lens", concurrency_id="analysis")
 
 
+def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Settings) -> None:
+    """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
+    text, model, top_k, bos, classroom = shared
+    mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
+    for trigger in (mask.mode.input, mask.n.submit, mask.marker.submit, mask.picked.input):
+        trigger(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+    mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
+                    api_visibility="private", queue=False).then(
+        analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+    c.batch_run.click(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
+                      [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
+                      concurrency_id="analysis")
+    c.mask_pads.input(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
+                      [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
+                      concurrency_id="analysis")
+    c.shift_run.click(h.shift, [text, model, c.mistake, bos, classroom], [c.shift_note, c.shift_plot, c.shift_table],
+                      api_visibility="private", concurrency_id="analysis")
+    menus = [model, c.model_a, c.model_b]
+    c.train.click(h.train, [text, model, c.steps, c.optimizer, c.lr, bos, classroom, *mask_inputs],
+                  [c.train_note, c.curve, c.heat, c.before, c.after, *menus], api_visibility="private",
+                  concurrency_id="training", concurrency_limit=settings.training_concurrency)
+    c.reset.click(h.reset, [model], [c.train_note, c.curve, c.heat, c.before, c.after, *menus],
+                  api_visibility="private", queue=False)
+    c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom],
+                    [c.compare_note, c.plot_a, c.plot_b, c.diff], api_visibility="private", concurrency_id="analysis")
+
+
+def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:
+    """A bounded queue: analyses one at a time by default, a full queue answers 'busy' at once."""
+    TRAINED.max_copies = settings.max_trained_copies
+    return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.analysis_concurrency)
+
+
 def launch_options() -> dict:
     """Styling passed to launch() (Gradio 6 takes css/theme there)."""
     return {"css": CSS_PATH.read_text(), "theme": gr.themes.Default()}
 
 
 if __name__ == "__main__":
-    build_demo().queue(default_concurrency_limit=1).launch(**launch_options())
+    SETTINGS = Settings.from_env()
+    configure_queue(build_demo(SETTINGS), SETTINGS).launch(**launch_options())

@@ -20,11 +20,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(settings=None, **queue_kwargs):
-    """Yield the URL of the app launched on 127.0.0.1; close it on exit."""
+def serve(settings=None):
+    """Yield the URL of the app launched on 127.0.0.1 (its own queue settings); close it on exit."""
     import app
+    from visualizer.settings import Settings
 
-    demo = app.build_demo(settings).queue(**({"default_concurrency_limit": 1} | queue_kwargs))
+    settings = settings or Settings()
+    demo = app.configure_queue(app.build_demo(settings), settings)
     _, url, _ = demo.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
         **app.launch_options(),
