@@ -424,7 +424,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
         gr.api(analyze_api, api_name="analyze", concurrency_id="analysis")
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
-                    lens_outputs)
+                    lens_outputs, settings)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
         label_handlers = make_label_handlers(settings)
         _wire_labels(label_handlers, tabs_l, mask, [text, model, top_k, bos, classroom], inputs, outputs,
@@ -435,15 +435,17 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     return demo
 
 
-def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, lens_inputs, lens_outputs) -> None:
+def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, lens_inputs, lens_outputs,
+                settings: Settings) -> None:
     """Events of the Generate and Layers tabs, and the /generate and /lens API."""
     model, bos, classroom = shared
     controls = [gen_state, gen.prompt, model, bos, classroom, gen.max_new, gen.mode, gen.temperature, gen.top_k,
                 gen.top_p, gen.seed]
     outputs = [gen_state, gen.summary, gen.text, gen.steps, gen.bars, gen.forced, gen.table, gen.step]
+    limit = dict(concurrency_id="generation", concurrency_limit=settings.generation_concurrency)
     for trigger in (gen.next.click, gen.prompt.submit):
-        trigger(steps.next_token, controls, outputs, api_visibility="private", concurrency_id="analysis")
-    gen.run.click(steps.run_to_end, controls, outputs, api_visibility="private", concurrency_id="analysis")
+        trigger(steps.next_token, controls, outputs, api_visibility="private", **limit)
+    gen.run.click(steps.run_to_end, controls, outputs, api_visibility="private", **limit)
     gen.reset.click(steps.start_over, None, outputs, api_visibility="private", queue=False)
     classroom.change(steps.redraw_generation, [gen_state, classroom, gen.step],
                      [gen.text, gen.steps, gen.bars, gen.forced], api_visibility="private", queue=False)
@@ -453,7 +455,7 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
     for control in (lens.value, classroom):
         control.change(steps.redraw_layers, [lens_state, lens.value, classroom], lens.plot, api_visibility="private",
                        queue=False)
-    gr.api(steps.generate_api, api_name="generate", concurrency_id="analysis")
+    gr.api(steps.generate_api, api_name="generate", **limit)
     gr.api(steps.lens_api, api_name="lens", concurrency_id="analysis")
 
 

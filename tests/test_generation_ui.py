@@ -237,3 +237,13 @@ def test_api_lens_equals_the_cli_json(client, capsys):
 def test_api_bad_input_gets_a_message(client, api, kwargs, message):
     with pytest.raises(Exception, match=message):
         client.predict(**kwargs, api_name=api)
+
+
+def test_generation_respects_the_time_limit_and_token_setting(tiny_gpt2_dir):
+    slow = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), time_limit_s=0)
+    with pytest.raises(InputError, match="time limit"):
+        service_steps.generate("the dog", slow, max_new_tokens=5)
+    small = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), max_new_tokens=3)
+    with pytest.raises(InputError, match="At most 3 new tokens"):
+        service_steps.generate("the dog", small, max_new_tokens=4)
+    assert len(service_steps.generate("the dog", small, max_new_tokens=3)["steps"]) <= 3

@@ -125,3 +125,16 @@ def _strings(node):
     elif isinstance(node, list):
         for value in node:
             yield from _strings(value)
+
+
+def test_training_stops_at_the_time_limit(tiny_gpt2_dir):
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), time_limit_s=0)
+    with pytest.raises(InputError, match="time limit"):
+        run_training("session-t", TEXT, settings, settings.model, steps=5)
+    assert "session-t" not in TRAINED
+
+
+def test_training_steps_respect_the_setting(tiny_gpt2_dir):
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), max_train_steps=3)
+    with pytest.raises(InputError, match="At most 3 steps"):
+        run_training("session-s", TEXT, settings, settings.model, steps=4)

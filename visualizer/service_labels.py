@@ -6,6 +6,8 @@ Each returns plain results (dataclasses, figures, DataFrames, text) or raises In
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -156,8 +158,11 @@ def run_training(
     before = analyze_with_mask(text, settings, model, mask, session_id, bos=bos)
     lm = resolve_model(model, settings, session_id)
     masked = [i for i, label in enumerate(before.labels) if label == -100]
+    if isinstance(steps, (int, float)) and steps > settings.max_train_steps:
+        raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {steps}.")
     run = train_for_session(session_id, text, lm, steps=steps, optimizer=optimizer, lr=lr or None,
-                            masked=masked, bos=bool(bos), progress=progress, wait_s=0.0)
+                            masked=masked, bos=bool(bos), progress=_with_deadline(progress, settings.time_limit_s),
+                            wait_s=0.0)
     after = analyze(text, run.trained, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens)
     style = _style(classroom)
     return TrainingViews(
@@ -166,6 +171,20 @@ def run_training(
         after=_titled(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps (trained copy)"),
         summary=training_summary(run, before, after),
     )
+
+
+def _with_deadline(progress, time_limit_s: float):
+    """A progress callback that also stops training (InputError) once the time limit has passed."""
+    deadline = time.monotonic() + time_limit_s
+
+    def report(step: int, total: int, loss: float) -> None:
+        if progress is not None:
+            progress(step, total, loss)
+        if step < total and time.monotonic() > deadline:
+            raise InputError(f"Training stopped after {step} of {total} steps: it ran past the time limit "
+                             f"({time_limit_s} s). Try fewer steps.")
+
+    return report
 
 
 def training_summary(run: TrainingRun, before: Analysis, after: Analysis) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -113,6 +114,8 @@ def start_generation(
     """Validate a request and set up a generation (no token chosen yet)."""
     check_text(prompt, settings, "prompt")
     dec = dec or Decoding()
+    if dec.max_new_tokens > settings.max_new_tokens:
+        raise InputError(f"At most {settings.max_new_tokens} new tokens are allowed here, not {dec.max_new_tokens}.")
     candidates = validate_top_k(candidates, settings.max_top_k)
     name = model or settings.model
     lm = get_model(name, settings, on_loading)
@@ -129,10 +132,20 @@ def advance(
     if run is None or run.request != request:
         run = start_generation(prompt, settings, model, dec, bos, candidates, on_loading)
     if to_end:
-        run.generation.run()
+        run_until_done(run.generation, settings.time_limit_s)
     else:
         run.generation.step()
     return run
+
+
+def run_until_done(gen: Generation, time_limit_s: float) -> bool:
+    """Step until the generation ends or the time limit passes; True when it ended."""
+    deadline = time.monotonic() + time_limit_s
+    while not gen.done:
+        if time.monotonic() > deadline:
+            return False
+        gen.step()
+    return True
 
 
 def generate(
@@ -142,7 +155,9 @@ def generate(
     """The API: generate to the end and return the JSON contract of `python -m visualizer generate --format json`."""
     dec = decoding(max_new_tokens, temperature, top_k, top_p, seed)
     run = start_generation(prompt, settings, model, dec, bos, settings.top_k if candidates is None else candidates)
-    run.generation.run()
+    if not run_until_done(run.generation, settings.time_limit_s):
+        raise InputError(f"Generating took longer than the time limit ({settings.time_limit_s} s); "
+                         "ask for fewer new tokens.")
     return run.generation.to_dict()
 
 
