@@ -1,5 +1,7 @@
 """The app through gradio_client against a launched demo on loopback, with the bundled model."""
 
+import json
+
 import pytest
 
 from served import serve
@@ -44,6 +46,10 @@ def test_api_options(client):
         ({"text": "a b", "model": "gpt2"}, "not offered"),
         ({"text": "a b", "model": "../../etc"}, "not offered"),
         ({"text": "x" * 20_001}, "limit"),
+        ({"text": "a b", "top_k": 2.5}, "Top-K"),
+        ({"text": "a b", "top_k": -1}, "Top-K"),
+        ({"text": "a b", "model": "someone/some-model"}, "not offered"),
+        ({"text": "a b", "mask_first": -2}, "mask_first"),
     ],
 )
 def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, kwargs, message):
@@ -57,3 +63,50 @@ def test_markup_comes_back_as_plain_text(client):
     result = client.predict(text, api_name="/analyze")
     assert result["text"] == text
     assert "".join(t["text"] for t in result["tokens"]) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I like 😀🎉", "日本語のテキスト", "שלום עולם مرحبا", "e\u0301 a\u0308", "a\x00b\x07c", "<script>alert(1)</script> %{x} &amp;"],
+)
+def test_unusual_text_is_analysed_as_typed(client, text):
+    result = client.predict(text, api_name="/analyze")
+    assert result["text"] == text and result["positions"]
+    assert all("\ufffd" not in t["display"] for t in result["tokens"])
+
+
+@pytest.mark.parametrize(
+    "api, kwargs, message",
+    [
+        ("/generate", {"prompt": ""}, "empty"),
+        ("/generate", {"prompt": "hi", "temperature": 0}, "emperature"),
+        ("/generate", {"prompt": "hi", "temperature": -1}, "emperature"),
+        ("/generate", {"prompt": "hi", "temperature": 1.0, "top_p": 1.5}, "op-p"),
+        ("/generate", {"prompt": "hi", "temperature": 1.0, "top_p": 0}, "op-p"),
+        ("/generate", {"prompt": "hi", "max_new_tokens": 201}, "new tokens"),
+        ("/generate", {"prompt": "hi", "max_new_tokens": 0}, "new tokens"),
+        ("/generate", {"prompt": "hi", "model": "../x"}, "not offered"),
+        ("/lens", {"text": ""}, "empty"),
+        ("/lens", {"text": "hi", "model": "/etc"}, "not offered"),
+    ],
+)
+def test_generate_and_lens_bad_input(client, api, kwargs, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(**kwargs, api_name=api)
+    assert client.predict("The capital of France is", max_new_tokens=2, api_name="/generate")["steps"]
+
+
+def test_lone_surrogates_and_control_characters_over_raw_http(client):
+    """A JSON body may escape a lone surrogate (no client library would send one); the answer is one sentence."""
+    import httpx
+
+    base = client.src.rstrip("/")
+    for text, expected in [("ab\ud800cd", "not valid Unicode"), ("a\x00b\x1bc d", None)]:
+        body = json.dumps({"data": [text, "SmolLM2-135M-Instruct", 10, False, 0]}).encode("ascii")  # '\\ud800' escaped in ASCII JSON
+        event = httpx.post(f"{base}/gradio_api/call/analyze", content=body,
+                           headers={"content-type": "application/json"}, timeout=30).json()["event_id"]
+        stream = httpx.get(f"{base}/gradio_api/call/analyze/{event}", timeout=60).text
+        if expected:
+            assert "event: error" in stream and expected in stream and "Traceback" not in stream
+        else:
+            assert "event: complete" in stream and "\\u0000" in stream
