@@ -156,3 +156,25 @@ def test_bad_input_shows_one_message_and_the_page_keeps_working(page, server):
     wait_for_summary(page, "single token")
     analyze_text(page, "the dog likes food")
     wait_for_summary(page, "4 tokens")
+
+
+def test_exports_download_and_figures_offer_png(page, server, tmp_path):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    wait_for_tick(page, "top-k-heatmap", "the dog likes")
+    page.locator("#top-k-heatmap").hover()
+    assert page.locator("#top-k-heatmap .modebar-btn[data-title*='png' i]").count() == 1  # Plotly's own, offline
+    page.get_by_role("tab", name="Table & export").click()
+    for button, first_line in [("#dl-positions", "k,context,target"), ("#dl-top-k", "k,rank,token")]:
+        with page.expect_download() as download:
+            page.locator(button).click()
+        path = tmp_path / download.value.suggested_filename
+        download.value.save_as(path)
+        assert path.read_text(encoding="utf-8").startswith(first_line)
+    with page.expect_download() as download:
+        page.locator("#dl-json").click()
+    path = tmp_path / "analysis.json"
+    download.value.save_as(path)
+    import json
+
+    assert json.loads(path.read_text(encoding="utf-8"))["text"] == "the dog likes food"
