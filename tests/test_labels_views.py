@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from test_figures import strings
 from visualizer import label_figures
 from visualizer.analysis import IGNORE_INDEX, analyze
 from visualizer.errors import InputError
@@ -110,21 +111,10 @@ def test_markup_in_batch_and_shift_figures_is_escaped(settings):
     _, grid, losses, _, _ = run_batch(markup, settings, settings.model, True)
     _, shift_fig, _, _ = run_shift(markup.replace("\n", " "), settings, settings.model, list(MISTAKES)[0])
     for fig in (grid, losses, shift_fig):
-        strings = " ".join(_strings(json.loads(fig.to_json())))
-        assert fig is losses or "&lt;" in strings  # the markup is there, escaped (row losses show no text)
-        assert "<b>x" not in strings and "<img" not in strings and "<a href" not in strings
+        shown = " ".join(strings(json.loads(fig.to_json())))
+        assert fig is losses or "&lt;" in shown  # the markup is there, escaped (row losses show no text)
+        assert "<b>x" not in shown and "<img" not in shown and "<a href" not in shown
 
-
-def _strings(node):
-    """Every string inside a decoded figure JSON."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
 
 
 def test_training_stops_at_the_time_limit(tiny_gpt2_dir):
