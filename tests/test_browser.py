@@ -12,7 +12,7 @@ from visualizer.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> %{x} &amp;'
+MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> <script>alert(2)</script> %{x} &amp;'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -146,6 +146,11 @@ def test_markup_shows_literally_and_runs_nothing(page, server):
     hrefs = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot svg image')].map(i => i.getAttribute('href'))")
     assert all(h.startswith("data:") for h in hrefs)  # only Plotly's own heatmap bitmaps
     assert page.locator(".js-plotly-plot svg tspan[style*='bold']").count() == 0  # '<b>' did not turn bold
+    assert page.locator("script:has-text('alert(2)')").count() == 0
+    page.get_by_role("tab", name="Loss").click()
+    page.wait_for_function("() => document.querySelector('#labels-table').innerText.includes('<b>hi')")
+    assert page.locator("#labels-table b").count() == 0  # the table shows the text as typed, not as bold
+    page.wait_for_timeout(500)
     assert page.dialogs == []
 
 
