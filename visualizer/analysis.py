@@ -24,6 +24,8 @@ CONTEXT_TOKENS = 48
 """A position's context shows at most this many preceding tokens (after a '…')."""
 STATS_CHUNK = 512
 """Positions turned from logits into statistics at a time, to bound memory on long texts."""
+CACHE_ELEMENTS = 1 << 19
+"""On a CPU, logits turned into statistics at a time (2 MB of float32: the chunk stays in cache)."""
 
 
 @dataclass
@@ -252,53 +254,80 @@ def analyze_ids(
     """The one forward pass over given token ids and labels (-100 = not counted)."""
     if len(ids) < 2 or len(labels) != len(ids):
         raise InputError("Need at least two tokens, and one label per token.")
-    logits, model_loss = _forward(lm, ids, labels)  # logits: (n, V)
-    stats = _position_stats(logits[:-1], torch.tensor(ids[1:], device=logits.device), top_k)
-    vocab = _sentence_vocab(lm, ids, logits[:-1])
-    del logits
+    logits, model_loss = _forward(lm, ids, labels)  # (n, V)
+    columns = list(dict.fromkeys(ids))
+    stats = _position_stats(logits[:-1], ids[1:], top_k, columns)
+    del logits  # every number needed is in `stats`: no (n, V) tensor outlives this line
+    vocab = _sentence_vocab(lm, ids, columns, stats.pop("columns_p"))
     return _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k)
 
 
 def _forward(lm: LoadedModel, ids: list[int], labels: list[int]):
-    """One forward pass with labels: (logits (n, V) float32, the model's own loss or None)."""
-    device = lm.device
-    input_ids = torch.tensor([ids], device=device)  # (1, n)
-    label_ids = torch.tensor([labels], device=device)  # (1, n)
+    """One forward pass with labels: (logits (n, V) float32, the model's own loss or None).
+
+    The model's loss (transformers' ForCausalLMLoss: shift, skip -100, mean) is kept apart from
+    the per-position numbers, so their agreement is a check, not a definition.
+    """
+    input_ids = torch.tensor([ids], device=lm.device)  # (1, n)
+    label_ids = torch.tensor([labels], device=lm.device)  # (1, n)
     with torch.no_grad():
-        out = lm.model(input_ids=input_ids, labels=label_ids)
+        out = lm.model(input_ids=input_ids, labels=label_ids, use_cache=False)
     loss = out.loss.item() if out.loss is not None and torch.isfinite(out.loss) else None
     return out.logits[0].float(), loss
 
 
-def _position_stats(logits: torch.Tensor, targets: torch.Tensor, top_k: int) -> dict:
-    """Per-position numbers from (n-1, V) logits, taken in chunks so only one chunk is at full size."""
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("p", "logp", "rank", "ent", "top_p", "top_i")}
+def _chunk_rows(logits: torch.Tensor) -> int:
+    """Positions per chunk: about CACHE_ELEMENTS logits on a CPU (fresh (n, V) temporaries cost
+    page faults and memory traffic that outweigh the arithmetic), STATS_CHUNK rows on a GPU."""
+    if logits.device.type != "cpu":
+        return STATS_CHUNK
+    return max(1, min(STATS_CHUNK, CACHE_ELEMENTS // max(1, logits.shape[-1])))
+
+
+def _position_stats(logits: torch.Tensor, targets: list[int], top_k: int, columns: list[int]) -> dict:
+    """Per-position numbers from (n-1, V) logits in one pass of small chunks, so only one chunk
+    is ever at full vocabulary size: log p(target), rank, entropy, top-K, and p of each `columns` token."""
+    rows, device = logits.shape[0], logits.device
     k = min(top_k, logits.shape[-1])
-    for start in range(0, logits.shape[0], STATS_CHUNK):
-        logp = torch.log_softmax(logits[start : start + STATS_CHUNK], dim=-1)  # (c, V)
-        tgt = targets[start : start + STATS_CHUNK]
-        logp_t = logp.gather(1, tgt[:, None])  # (c, 1)
-        parts["logp"].append(logp_t[:, 0])
-        parts["p"].append(logp_t[:, 0].exp())
-        parts["rank"].append((logp > logp_t).sum(dim=1) + 1)
-        parts["ent"].append(-(logp.exp() * logp).nan_to_num().sum(dim=1))
-        top_logp, top_ids = logp.topk(k, dim=1)  # (c, K)
-        parts["top_p"].append(top_logp.exp())
-        parts["top_i"].append(top_ids)
-    return {name: torch.cat(chunks).cpu() for name, chunks in parts.items()}
+    tgt = torch.tensor(targets, device=device)[:, None]  # (n-1, 1)
+    index = torch.tensor(columns, device=device)  # (D,)
+    out = {
+        "logp": torch.empty(rows, device=device), "rank": torch.empty(rows, dtype=torch.long, device=device),
+        "ent": torch.empty(rows, device=device), "top_p": torch.empty(rows, k, device=device),
+        "top_i": torch.empty(rows, k, dtype=torch.long, device=device),
+        "columns_p": torch.empty(rows, len(columns), device=device),
+    }
+    step = _chunk_rows(logits)
+    for s in range(0, rows, step):
+        _chunk_stats(logits[s : s + step], tgt[s : s + step], k, index, {n: t[s : s + step] for n, t in out.items()})
+    out = {name: t.cpu() for name, t in out.items()}
+    out["p"] = out["logp"].exp()
+    return out
 
 
-def _sentence_vocab(lm: LoadedModel, ids: list[int], logits: torch.Tensor) -> SentenceVocab:
-    """The walkthrough's table over the sentence's distinct tokens, from (n-1, V) logits."""
-    distinct = list(dict.fromkeys(ids))
-    column = {tid: c for c, tid in enumerate(distinct)}
-    index = torch.tensor(distinct, device=logits.device)
-    probs = torch.cat(
-        [torch.softmax(logits[s : s + STATS_CHUNK], dim=-1)[:, index] for s in range(0, logits.shape[0], STATS_CHUNK)]
-    ).cpu()  # (n-1, D)
+def _chunk_stats(logits, tgt, k: int, index, out: dict) -> None:
+    """Fill `out`'s rows from one chunk of logits (c, V); `tgt` (c, 1) are the true next tokens."""
+    logp = torch.log_softmax(logits, dim=-1)  # (c, V)
+    logp_t = logp.gather(1, tgt)  # (c, 1)
+    out["logp"].copy_(logp_t[:, 0])
+    out["rank"].copy_((logp > logp_t).sum(dim=1) + 1)
+    p = logp.exp()  # (c, V)
+    ent = -torch.linalg.vecdot(p, logp)
+    if ent.isnan().any():  # a -inf logit: 0 * -inf; entr() takes 0 * log 0 as 0
+        ent = torch.special.entr(p).sum(dim=1)
+    out["ent"].copy_(ent)
+    top_logp, top_ids = logp.topk(k, dim=1)  # (c, K)
+    out["top_p"].copy_(top_logp.exp())
+    out["top_i"].copy_(top_ids)
+    out["columns_p"].copy_(p[:, index])  # (c, D)
+
+
+def _sentence_vocab(lm: LoadedModel, ids: list[int], columns: list[int], probs: torch.Tensor) -> SentenceVocab:
+    """The walkthrough's table over the sentence's distinct tokens `columns`, from their (n-1, D) probabilities."""
+    column = {tid: c for c, tid in enumerate(columns)}
     other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)
     return SentenceVocab(
-        columns=lm.decoder.tokens(distinct),
+        columns=lm.decoder.tokens(columns),
         probs=probs.tolist(),
         other=other.tolist(),
         target_column=[column[t] for t in ids[1:]],
@@ -336,6 +365,7 @@ def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, t
             )
         )
     counted = [pos.loss for pos in positions if pos.loss is not None]
+    mean = sum(counted) / len(counted) if counted else None
     notices = []
     if truncated:
         notices.append(f"The text was cut to the first {len(ids)} tokens, the most this model reads at once.")
@@ -349,7 +379,7 @@ def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, t
         positions=positions,
         vocab=vocab,
         loss=model_loss,
-        mean_token_loss=sum(counted) / len(counted) if counted else None,
+        mean_token_loss=mean,
         loss_sum=sum(counted),
         counted=len(counted),
         truncated=truncated,
