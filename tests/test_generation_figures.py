@@ -211,4 +211,4 @@ def test_classroom_style_enlarges_every_figure(sampled):
     for draw in (steps_heatmap, continuation_strip, step_distribution, lambda g, style: forced_lines(g, forced, style)):
         normal, big = draw(sampled, style=figures.NORMAL), draw(sampled, style=CLASSROOM)
         assert big.layout.font.size == CLASSROOM.font_size > normal.layout.font.size
-        assert big.layout.width == 1280
+        assert big.layout.width == CLASSROOM.width

@@ -78,7 +78,7 @@ def test_wide_lenses_hide_cell_text_and_thin_the_ticks(lens):
 
 def test_classroom_style(lens):
     normal, big = lens_heatmap(lens), lens_heatmap(lens, style=figures.CLASSROOM)
-    assert big.layout.font.size > normal.layout.font.size and big.layout.width == 1280
+    assert big.layout.font.size > normal.layout.font.size and big.layout.width == figures.CLASSROOM.width
     assert big.data[0].colorscale != normal.data[0].colorscale
 
 
