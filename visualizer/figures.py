@@ -21,7 +21,7 @@ from plotly.colors import get_colorscale, sample_colorscale
 
 from .analysis import Analysis, Position
 from .errors import InputError
-from .tokens import VISIBLE_WHITESPACE
+from .tokens import VISIBLE_WHITESPACE, unique_names
 
 AXIS_CHARS = 24
 """A context on an axis keeps at most this many characters, the first one a '…'."""
@@ -111,16 +111,6 @@ def percent(p: float) -> str:
 def whole_percent(p: float) -> str:
     """A probability in a small cell: 0.604 -> '60%', 0.003 -> '<1%', 0 -> '0%'."""
     return "0%" if p <= 0 else "<1%" if p < 0.005 else f"{100 * p:.0f}%"
-
-
-def unique_names(names: list[str]) -> list[str]:
-    """Names made unique where two tokens display alike: ['a', 'a'] -> ['a', 'a (2)']."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return out
 
 
 def packed(values: list, dtype: str = "float32"):

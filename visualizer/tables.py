@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .analysis import IGNORE_INDEX, Analysis
+from .tokens import unique_names
 
 
 def position_table(analysis: Analysis) -> pd.DataFrame:
@@ -75,14 +76,4 @@ def sentence_vocab_table(analysis: Analysis) -> pd.DataFrame:
     columns = [t.display for t in vocab.columns]
     data = [row + [other] for row, other in zip(vocab.probs, vocab.other)]
     index = [f"{pos.context} → {pos.target.display}" for pos in analysis.positions]
-    return pd.DataFrame(data, columns=_unique(columns) + ["(all other tokens)"], index=index)
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Column names made unique where two tokens display alike: ['a', 'a'] -> ['a', 'a (2)']."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return out
+    return pd.DataFrame(data, columns=unique_names(columns) + ["(all other tokens)"], index=index)

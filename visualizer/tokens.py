@@ -33,6 +33,16 @@ class Token:
         return {"id": self.id, "text": self.text, "display": self.display}
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """Names made unique where two tokens display alike: ['a', 'a'] -> ['a', 'a (2)']."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
 def _hex(data: bytes) -> str:
     """b'\\xe2\\x80' -> '<0xE2><0x80>'."""
     return "".join(f"<0x{b:02X}>" for b in data)
