@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from test_browser import browser, page, server, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
@@ -77,3 +79,22 @@ def test_train_then_compare_with_the_trained_copy(page, server, tmp_path):
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-reset").click()
     wait_for_text(page, "train-note", "freed")
+
+
+def test_closing_the_page_frees_its_trained_copy(browser, server):
+    from visualizer.training import TRAINED
+
+    page = browser.new_page()
+    page.goto(server)
+    wait_for_summary(page, "loss = ")
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-steps input[type=number]").fill("1")
+    page.locator("#train-steps input[type=number]").press("Enter")
+    page.locator("#train-run").click()
+    wait_for_text(page, "train-note", "loss before", timeout=300_000)
+    assert len(TRAINED) >= 1  # the server runs in this process
+    page.close()
+    deadline = time.monotonic() + 30
+    while len(TRAINED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(TRAINED) == 0
