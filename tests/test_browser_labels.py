@@ -61,14 +61,19 @@ def test_batch_and_shift_views(page, server):
     wait_for_tick(page, "shift-plot", "food")
 
 
-def test_train_then_compare_with_the_trained_copy(page, server, tmp_path):
+def train_in_page(page, server, steps: int):
+    """Open the page, train `steps` steps from the Train tab, and wait for the result."""
     page.goto(server)
     wait_for_summary(page, "loss = ")
     page.get_by_role("tab", name="Train").click()
-    page.locator("#train-steps input[type=number]").fill("3")
+    page.locator("#train-steps input[type=number]").fill(str(steps))
     page.locator("#train-steps input[type=number]").press("Enter")
     page.locator("#train-run").click()
     wait_for_text(page, "train-note", "loss before", timeout=300_000)
+
+
+def test_train_then_compare_with_the_trained_copy(page, server, tmp_path):
+    train_in_page(page, server, 3)
     wait_for_tick(page, "train-heatmap", "food")
     page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
     page.get_by_role("tab", name="Compare").click()
@@ -85,13 +90,7 @@ def test_closing_the_page_frees_its_trained_copy(browser, server):
     from visualizer.training import TRAINED
 
     page = browser.new_page()
-    page.goto(server)
-    wait_for_summary(page, "loss = ")
-    page.get_by_role("tab", name="Train").click()
-    page.locator("#train-steps input[type=number]").fill("1")
-    page.locator("#train-steps input[type=number]").press("Enter")
-    page.locator("#train-run").click()
-    wait_for_text(page, "train-note", "loss before", timeout=300_000)
+    train_in_page(page, server, 1)
     assert len(TRAINED) >= 1  # the server runs in this process
     page.close()
     deadline = time.monotonic() + 30
