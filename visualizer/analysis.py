@@ -2,8 +2,8 @@
 
 For a text of n tokens the model sees input_ids[0..n-1] once and returns logits for
 every position. The logits at index k-1 are the prediction for token k, given
-input_ids[:k] (the walkthrough's k, 1..n-1). The labels fed to the model are a copy
-of input_ids (the model shifts them itself), with -100 where a position is masked.
+input_ids[:k] (the walkthrough's k, 1..n-1). The labels are a copy of input_ids
+(the model's loss function shifts them itself), with -100 where a position is masked.
 Pure: no gradio, no plotly.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -233,8 +234,10 @@ def analyze(
     bos: bool = False,
     max_tokens: int | None = None,
     max_top_k: int = 50,
+    measure: Callable | None = None,
 ) -> Analysis:
-    """Run one forward pass over `text` and collect every position's prediction and loss."""
+    """Run one forward pass over `text` and collect every position's prediction and loss
+    (`measure`: see `analyze_ids`)."""
     top_k = validate_top_k(top_k, max_top_k)
     ids, truncated = encode(lm, text, bos=bos, max_tokens=max_tokens)
     if len(ids) < 2:
@@ -244,36 +247,96 @@ def analyze(
         )
     template = make_labels(len(ids), mask_first, masked)
     labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
-    return analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated)
+    return analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure)
 
 
 def analyze_ids(
     lm: LoadedModel, ids: list[int], labels: list[int], text: str, bos: bool = False,
-    top_k: int = 10, truncated: bool = False,
+    top_k: int = 10, truncated: bool = False, measure: Callable | None = None,
 ) -> Analysis:
-    """The one forward pass over given token ids and labels (-100 = not counted)."""
+    """The one forward pass over given token ids and labels (-100 = not counted).
+
+    `measure` runs the tensor work (default `measure_one`; the server's `ForwardBatcher.measure`
+    shares one padded forward pass between concurrent requests)."""
     if len(ids) < 2 or len(labels) != len(ids):
         raise InputError("Need at least two tokens, and one label per token.")
-    logits, model_loss = _forward(lm, ids, labels)  # (n, V)
+    measured = (measure or measure_one)(lm, Request(ids, labels, top_k))
     columns = list(dict.fromkeys(ids))
-    stats = _position_stats(logits[:-1], ids[1:], top_k, columns)
-    del logits  # every number needed is in `stats`: no (n, V) tensor outlives this line
-    vocab = _sentence_vocab(lm, ids, columns, stats.pop("columns_p"))
-    return _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k)
+    vocab = _sentence_vocab(lm, ids, columns, measured.stats.pop("columns_p"))
+    return _assemble(lm, text, ids, labels, measured.stats, vocab, measured.loss, truncated, bos, top_k)
 
 
-def _forward(lm: LoadedModel, ids: list[int], labels: list[int]):
-    """One forward pass with labels: (logits (n, V) float32, the model's own loss or None).
+@dataclass(frozen=True)
+class Request:
+    """One text's share of a forward pass: its token ids, labels (-100 = not counted) and top-K."""
 
-    The model's loss (transformers' ForCausalLMLoss: shift, skip -100, mean) is kept apart from
-    the per-position numbers, so their agreement is a check, not a definition.
-    """
-    input_ids = torch.tensor([ids], device=lm.device)  # (1, n)
-    label_ids = torch.tensor([labels], device=lm.device)  # (1, n)
+    ids: list[int]
+    labels: list[int]
+    top_k: int
+
+
+@dataclass
+class Measured:
+    """What the tensor work gives one text: per-position statistics (small CPU tensors) and the model's loss."""
+
+    stats: dict
+    loss: float | None
+
+
+def measure_one(lm: LoadedModel, request: Request) -> Measured:
+    """One text's forward pass, reduced to statistics: the direct path (no batching)."""
+    return measure_batch(lm, [request])[0]
+
+
+def measure_batch(lm: LoadedModel, requests: list[Request]) -> list[Measured]:
+    """One forward pass over several texts (right-padded, pads masked out of attention), then each
+    row's statistics and loss; no (n, V) tensor outlives this call."""
+    logits = _forward(lm, [r.ids for r in requests])  # (B, L, V)
+    results = []
+    for row, r in enumerate(requests):
+        row_logits = logits[row, : len(r.ids)]  # (n, V): this text's positions only, pads dropped
+        stats = _position_stats(row_logits[:-1], r.ids[1:], r.top_k, list(dict.fromkeys(r.ids)))
+        results.append(Measured(stats, model_loss(lm, row_logits, r.labels)))
+    del logits
+    return results
+
+
+def _forward(lm: LoadedModel, rows: list[list[int]]) -> torch.Tensor:
+    """Logits (B, L, V) float32 for token-id rows right-padded to the longest, L = its length.
+
+    Right padding leaves every real position's prediction as in an unpadded pass: a causal model
+    never attends forward, and the attention mask hides the pads."""
+    longest = max(len(r) for r in rows)
+    input_ids = torch.zeros(len(rows), longest, dtype=torch.long)  # (B, L); 0 is a valid id in any vocabulary
+    mask = torch.zeros(len(rows), longest, dtype=torch.long)  # (B, L)
+    for b, r in enumerate(rows):
+        input_ids[b, : len(r)] = torch.tensor(r)
+        mask[b, : len(r)] = 1
+    padded = len(rows) > 1 and not bool(mask.all())
     with torch.no_grad():
-        out = lm.model(input_ids=input_ids, labels=label_ids, use_cache=False)
-    loss = out.loss.item() if out.loss is not None and torch.isfinite(out.loss) else None
-    return out.logits[0].float(), loss
+        out = lm.model(input_ids=input_ids.to(lm.device), attention_mask=mask.to(lm.device) if padded else None,
+                       use_cache=False)
+    return out.logits.float()
+
+
+def model_loss(lm: LoadedModel, logits: torch.Tensor, labels: list[int]) -> float | None:
+    """The model's own loss for one text's (n, V) logits: transformers' loss function for this model
+    (`model.loss_function`, what `outputs.loss` is computed with: shift, skip -100, mean), fed the
+    rows in chunks and summed, so it never makes a second (n, V) tensor. None when nothing counts.
+
+    Kept apart from the per-position numbers, so their agreement is a check, not a definition."""
+    shifted = torch.tensor(labels[1:] + [IGNORE_INDEX], device=logits.device)  # (n,): label k+1 at row k
+    counted = int((shifted != IGNORE_INDEX).sum())
+    if counted == 0:
+        return None
+    step, vocab_size = _chunk_rows(logits), logits.shape[-1]
+    with torch.no_grad():
+        total = sum(
+            lm.model.loss_function(logits=logits[s : s + step][None], labels=None, vocab_size=vocab_size,
+                                   num_items_in_batch=counted, shift_labels=shifted[s : s + step][None])
+            for s in range(0, logits.shape[0], step)
+        )
+    return total.item() if torch.isfinite(total) else None
 
 
 def _chunk_rows(logits: torch.Tensor) -> int:
