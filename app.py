@@ -16,6 +16,7 @@ import gradio as gr  # noqa: E402
 
 from visualizer import service, service_labels, service_steps  # noqa: E402
 from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE, MaskChoice  # noqa: E402
+from visualizer.batching import NewestRequests  # noqa: E402
 from visualizer.training import TRAINED  # noqa: E402
 from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
 from visualizer.settings import Settings  # noqa: E402
@@ -23,6 +24,7 @@ from visualizer.settings import Settings  # noqa: E402
 CSS_PATH = Path(__file__).parent / "assets" / "app.css"
 TOGGLE_CLASSROOM_JS = "(on) => { document.body.classList.toggle('classroom', !!on); }"
 VIEW_OUTPUTS = 9  # state, summary, 5 figures, detail picker, labels table
+NEWEST = NewestRequests()
 
 
 def _failure(message: str):
@@ -56,19 +58,22 @@ def make_handlers(settings: Settings):
 
     def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
                      request: gr.Request, progress=gr.Progress()):
-        """Run one analysis for the page; errors become a message, never a traceback."""
+        """Run one analysis for the page; errors become a message, never a traceback. Analyses run at
+        once, so one that a newer request of the same page overtook shows nothing."""
+        session = _session(request)
+        ticket = NEWEST.begin(session)
         try:
             mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
-            analysis = service_labels.analyze_with_mask(
-                text, settings, model, mask, _session(request), top_k=top_k, bos=bos,
-                on_loading=lambda msg: progress(0, desc=msg),
+            analysis, views, files = service_labels.page_analysis(
+                text, settings, model, mask, session, top_k=top_k, bos=bos, color_by=color_by,
+                classroom=classroom, on_loading=lambda msg: progress(0, desc=msg),
             )
-            views = service.build_views(analysis, color_by, classroom)
-            files = service.export_files(analysis)
         except Exception as err:  # noqa: BLE001 - every failure is reported in the page
-            return _failure(service.user_message(err))
-        return [analysis, views.summary, *_views_outputs(analysis, views), views.positions, *files,
-                _picker(analysis, picked)]
+            outputs = _failure(service.user_message(err))
+        else:
+            outputs = [analysis, views.summary, *_views_outputs(analysis, views), views.positions, *files,
+                       _picker(analysis, picked)]
+        return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
 
     def redraw(analysis, color_by, classroom, detail_k):
         """Redraw the figures from the held analysis (no forward pass)."""
@@ -85,7 +90,7 @@ def make_handlers(settings: Settings):
                     bos: bool = False, mask_first: int = 0) -> dict:
         """API: the JSON contract for `text` (see README)."""
         try:
-            return service.run_analysis(text, settings, model=model, top_k=top_k, bos=bos, mask_first=mask_first).to_dict()
+            return service.analysis_contract(text, settings, model=model, top_k=top_k, bos=bos, mask_first=mask_first)
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 
@@ -151,8 +156,9 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         return text, "first N tokens", n_prompt, f"Only the answer counts: the first {n_prompt} labels are -100."
 
     def release(request: gr.Request):
-        """Free the session's trained copy when its page closes."""
+        """Free the session's trained copy and its records when its page closes."""
         TRAINED.release(_session(request) or "")
+        NEWEST.forget(_session(request))
 
     return SimpleNamespace(**{f.__name__: f for f in (batch, shift, train, reset, compare, chat, release)})
 
@@ -357,11 +363,17 @@ def _layers_tab() -> SimpleNamespace:
     return c
 
 
+def main_analysis(settings: Settings) -> dict:
+    """Event options of the page's main analysis: up to `batch_size` at once, their forward passes shared."""
+    return dict(api_visibility="private", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size))
+
+
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     """The whole page."""
     settings = settings or Settings.from_env()
     analyze_page, redraw, redraw_detail, analyze_api, from_url = make_handlers(settings)
     steps = make_step_handlers(settings)
+    main = main_analysis(settings)
     with gr.Blocks(title="What does the model predict?") as demo:
         gr.Markdown("# What does the model predict, and where does its loss come from?\n"
                     "Type a sentence. For every position the model predicts the next token; "
@@ -411,18 +423,18 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                    positions, csv_positions, csv_top_k, json_file, mask.picked]
         figures_out = [strip, top_plot, vocab_plot, loss_plot, detail_plot]
         examples = gr.Examples(service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private")
-        examples.load_input_event.then(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+        examples.load_input_event.then(analyze_page, inputs, outputs, **main)
         lens_inputs = [text, model, bos, lens.value, classroom]
         lens_outputs = [lens_state, lens.summary, lens.plot]
         for trigger in (text.submit, run.click):
-            trigger(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis").then(
+            trigger(analyze_page, inputs, outputs, **main).then(
                 steps.layers_if_open, [open_tab, *lens_inputs], lens_outputs, api_visibility="private",
-                concurrency_id="analysis")
+                concurrency_id="views")
         for control in (color_by, classroom):
             control.change(redraw, [state, color_by, classroom, detail_k], figures_out, api_visibility="private", queue=False)
         classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
-        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis")
+        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
                     lens_outputs, settings)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
@@ -431,7 +443,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                      analyze_page, settings)
         demo.unload(label_handlers.release)
         demo.load(from_url, None, [text, classroom], api_visibility="private", queue=False).then(
-            analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+            analyze_page, inputs, outputs, **main)
     return demo
 
 
@@ -451,12 +463,12 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
                      [gen.text, gen.steps, gen.bars, gen.forced], api_visibility="private", queue=False)
     gen.step.input(steps.redraw_step, [gen_state, gen.step, classroom], gen.bars, api_visibility="private", queue=False)
     for trigger in (layers_tab.select, lens.button.click):
-        trigger(steps.open_layers, lens_inputs, lens_outputs, api_visibility="private", concurrency_id="analysis")
+        trigger(steps.open_layers, lens_inputs, lens_outputs, api_visibility="private", concurrency_id="views")
     for control in (lens.value, classroom):
         control.change(steps.redraw_layers, [lens_state, lens.value, classroom], lens.plot, api_visibility="private",
                        queue=False)
     gr.api(steps.generate_api, api_name="generate", **limit)
-    gr.api(steps.lens_api, api_name="lens", concurrency_id="analysis")
+    gr.api(steps.lens_api, api_name="lens", concurrency_id="views")
 
 
 def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Settings) -> None:
@@ -464,18 +476,18 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Se
     text, model, top_k, bos, classroom = shared
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
     for trigger in (mask.mode.input, mask.n.submit, mask.marker.submit, mask.picked.input):
-        trigger(analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+        trigger(analyze_page, inputs, outputs, **main_analysis(settings))
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
-        analyze_page, inputs, outputs, api_visibility="private", concurrency_id="analysis")
+        analyze_page, inputs, outputs, **main_analysis(settings))
     c.batch_run.click(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
                       [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
-                      concurrency_id="analysis")
+                      concurrency_id="views")
     c.mask_pads.input(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
                       [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
-                      concurrency_id="analysis")
+                      concurrency_id="views")
     c.shift_run.click(h.shift, [text, model, c.mistake, bos, classroom], [c.shift_note, c.shift_plot, c.shift_table],
-                      api_visibility="private", concurrency_id="analysis")
+                      api_visibility="private", concurrency_id="views")
     menus = [model, c.model_a, c.model_b]
     c.train.click(h.train, [text, model, c.steps, c.optimizer, c.lr, bos, classroom, *mask_inputs],
                   [c.train_note, c.curve, c.heat, c.before, c.after, *menus], api_visibility="private",
@@ -483,11 +495,12 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Se
     c.reset.click(h.reset, [model], [c.train_note, c.curve, c.heat, c.before, c.after, *menus],
                   api_visibility="private", queue=False)
     c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom],
-                    [c.compare_note, c.plot_a, c.plot_b, c.diff], api_visibility="private", concurrency_id="analysis")
+                    [c.compare_note, c.plot_a, c.plot_b, c.diff], api_visibility="private", concurrency_id="views")
 
 
 def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:
-    """A bounded queue: analyses one at a time by default, a full queue answers 'busy' at once."""
+    """A bounded queue: main analyses `batch_size` at once (sharing forward passes), the other model
+    views `analysis_concurrency` at once; a full queue answers 'busy' at once."""
     TRAINED.max_copies = settings.max_trained_copies
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.analysis_concurrency)
 

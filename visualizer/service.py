@@ -3,7 +3,8 @@
 app.py wires these to components; keeping them here makes them testable without a server.
 One request runs one forward pass (`run_analysis`); every view is drawn from that
 `Analysis` (`build_views`), so switching colours, classroom mode or the detail
-position costs no model time.
+position costs no model time. Requests that overlap share their forward pass (`batcher`),
+and hold their tokens of an in-flight budget while analysed and drawn (`taking_turns`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Callable
 
@@ -19,9 +22,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import figures, tables
-from .analysis import Analysis, analyze
+from .analysis import Analysis, analyze, encode
+from .batching import ForwardBatcher, TokenBudget
 from .errors import InputError, ModelLoadError
 from .loading import LoadedModel, is_loaded, load_model
+from .memory import release_freed_memory
 from .report import loss_line
 from .settings import Settings
 
@@ -77,13 +82,45 @@ def run_analysis(
     mask_first: int | float = 0,
     on_loading: Callable[[str], None] | None = None,
 ) -> Analysis:
-    """Validate a request, then run the one forward pass."""
+    """Validate a request, then run the one forward pass (shared with overlapping requests)."""
     check_text(text, settings)
     lm = get_model(model or settings.model, settings, on_loading)
     return analyze(
         text, lm, top_k=top_k, bos=bool(bos), mask_first=_whole(mask_first, "mask_first"),
-        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k,
+        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k, measure=batcher(settings).measure,
     )
+
+
+def analysis_contract(text: str, settings: Settings, model: str | None = None, **options) -> dict:
+    """The JSON contract for one request (the API's answer), made in its turn of the token budget."""
+    check_text(text, settings)
+    lm = get_model(model or settings.model, settings)
+    with taking_turns(settings, lm, text, options.get("bos", False)):
+        return run_analysis(text, settings, model=model, **options).to_dict()
+
+
+@cache
+def _shared(batch_size: int, batch_tokens: int) -> tuple[ForwardBatcher, TokenBudget]:
+    """The process's forward batcher and in-flight token budget for these limits."""
+    size, tokens = max(1, batch_size), max(1, batch_tokens)
+    return ForwardBatcher(max_requests=size, max_tokens=tokens), TokenBudget(2 * tokens)
+
+
+def batcher(settings: Settings) -> ForwardBatcher:
+    """Where analyses run their forward pass: shared by requests that overlap."""
+    return _shared(settings.batch_size, settings.batch_tokens)[0]
+
+
+@contextmanager
+def taking_turns(settings: Settings, lm: LoadedModel, text: str, bos: bool = False):
+    """Hold this text's tokens of the in-flight budget while it is analysed and drawn (long texts
+    take turns, so memory stays bounded); afterwards hand freed memory back to the OS."""
+    ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
+    try:
+        with _shared(settings.batch_size, settings.batch_tokens)[1].hold(len(ids)):
+            yield
+    finally:
+        release_freed_memory()
 
 
 def check_text(text, settings: Settings) -> str:

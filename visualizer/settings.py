@@ -55,7 +55,12 @@ class Settings:
         default=False,
     )
     queue_size: int = _help("Requests waiting at most; a full queue answers 'busy, try again' at once.", default=64)
-    analysis_concurrency: int = _help("Analyses (and lens, batch, shift views) run at once.", default=1)
+    batch_size: int = _help(
+        "Analyses (page and /analyze) run at once; those that overlap share one forward pass.", default=16)
+    batch_tokens: int = _help(
+        "Padded tokens in one shared forward pass at most (a longer text runs alone); twice this many "
+        "tokens are analysed and drawn at once at most, so long texts take turns.", default=1024)
+    analysis_concurrency: int = _help("Lens, batch, shift and compare views run at once.", default=1)
     generation_concurrency: int = _help("Generation steps run at once.", default=1)
     training_concurrency: int = _help("Training runs at once (others wait in the queue, which shows their place).", default=1)
     time_limit_s: int = _help("Longest time one request may run, seconds.", default=120)
