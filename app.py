@@ -512,4 +512,5 @@ def launch_options() -> dict:
 
 if __name__ == "__main__":
     SETTINGS = Settings.from_env()
+    service.preload(SETTINGS)
     configure_queue(build_demo(SETTINGS), SETTINGS).launch(**launch_options())

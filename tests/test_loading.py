@@ -147,3 +147,18 @@ def test_bundled_model_loads_offline_and_then_from_cache(bundled_lm):
     ids = torch.tensor([[1195, 2767, 15044, 1114]])
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, bundled_lm.model(ids).logits, atol=1e-5)
+
+
+def test_preload_loads_the_default_model_in_the_background(tiny_gpt2_dir, tmp_path, caplog):
+    import shutil
+
+    from visualizer import service
+    from visualizer.settings import Settings
+
+    fresh = str(shutil.copytree(tiny_gpt2_dir, tmp_path / "never-loaded"))
+    assert not loading.is_loaded(fresh)
+    service.preload(Settings(model=fresh, models=(fresh,))).join(60)
+    assert loading.is_loaded(fresh)
+    with caplog.at_level(logging.WARNING, logger="visualizer.service"):
+        service.preload(Settings(model="no/such-model", models=("no/such-model",))).join(60)
+    assert "preloading no/such-model failed" in caplog.text  # logged; the thread ends, nothing is raised

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -71,6 +72,22 @@ def get_model(name: str, settings: Settings, on_loading: Callable[[str], None] |
     if on_loading is not None and not is_loaded(name):
         on_loading(f"Loading {name} (first time only)…")
     return load_model(name)
+
+
+def preload(settings: Settings) -> threading.Thread:
+    """Start loading the default model in the background while the page is built and served, then run
+    one small analysis and draw it (the first use of each library path is the slowest), so the first
+    visitor gets an answer at once; a failure is logged here and shown to the request that needs the model."""
+
+    def load() -> None:
+        try:
+            build_views(analyze(EXAMPLES[0], load_model(settings.model), top_k=settings.top_k))
+        except Exception:  # noqa: BLE001 - the first request retries and reports it
+            log.warning("preloading %s failed", settings.model, exc_info=True)
+
+    thread = threading.Thread(target=load, name="preload-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_analysis(
