@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from visualizer.analysis import analyze  # noqa: E402
+from visualizer.analysis import Request, analyze, measure_batch, measure_one  # noqa: E402
 from visualizer.generation import Decoding, Generation, teacher_forcing  # noqa: E402
 from visualizer.lens import logit_lens  # noqa: E402
 from visualizer.loading import load_model  # noqa: E402
@@ -115,6 +115,20 @@ def training_checks(lm) -> dict:
             "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
 
 
+def batching_checks(lm, texts: int = 16, tokens: int = 32) -> dict:
+    """A padded batch on the GPU gives each text its own pass's numbers; one batched pass vs one per text."""
+    requests = [Request(ids, list(ids), 10) for ids in
+                (lm.tokenizer(text_of(lm, tokens + i % 5), add_special_tokens=False)["input_ids"] for i in range(texts))]
+    alone, together = [measure_one(lm, r) for r in requests], measure_batch(lm, requests)
+    gap = max(float((a.stats["p"] - b.stats["p"]).abs().max()) for a, b in zip(alone, together))
+    same_top = all(torch.equal(a.stats["top_i"], b.stats["top_i"]) for a, b in zip(alone, together))
+    one_by_one = statistics.median(timed(lambda: [measure_one(lm, r) for r in requests], 5))
+    batched = statistics.median(timed(lambda: measure_batch(lm, requests), 5))
+    return {"texts": texts, "max_p_gap": gap, "same_top_ids": same_top, "loss_gap": max(
+        abs(a.loss - b.loss) for a, b in zip(alone, together)), "one_by_one_ms": one_by_one * 1e3,
+        "batched_ms": batched * 1e3, "speedup": one_by_one / batched}
+
+
 def timings(lm, lengths=(16, 64, 256, 1024, 2048)) -> list[dict]:
     """analyze() over the bare forward pass, and the per-prefix loop, by length."""
     rows = []
@@ -150,6 +164,7 @@ def main() -> None:
     report = {"gpu": gpu, "torch": torch.__version__}
     for name, check in [("agreement", lambda: agreement(lm, cpu_model)), ("generation", lambda: generation_checks(lm)),
                         ("lens", lambda: lens_checks(lm)), ("training", lambda: training_checks(lm)),
+                        ("batching", lambda: batching_checks(lm)),
                         ("timings", lambda: timings(lm, lengths))]:
         try:
             report[name] = check()

@@ -55,3 +55,36 @@ def test_tiny_model_invariants(tiny_lm, text, options):
 @given(text=TEXTS, options=OPTIONS)
 def test_bundled_model_invariants(bundled_lm, text, options):
     run(text, bundled_lm, options)
+
+
+def _readable_by_character(data: bytes) -> str:
+    """The definition of `readable`, one character at a time (no fast path)."""
+    from visualizer.tokens import VISIBLE_WHITESPACE
+
+    text = data.decode("utf-8", errors="surrogateescape")
+    out = []
+    for ch in text:
+        if "\udc80" <= ch <= "\udcff":  # an undecodable byte
+            out.append(f"<0x{ord(ch) - 0xDC00:02X}>")
+        elif ch.isprintable() or ch in VISIBLE_WHITESPACE:
+            out.append(ch)
+        else:
+            out.append("".join(f"<0x{b:02X}>" for b in ch.encode("utf-8")))
+    return "".join(out).replace("\ufffd", "<U+FFFD>")
+
+
+@given(st.binary(max_size=40) | st.text(max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass")))
+def test_readable_matches_its_character_by_character_definition(data):
+    from visualizer.tokens import readable
+
+    assert readable(data) == _readable_by_character(data)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(text=st.text(min_size=1, max_size=200))
+def test_all_contexts_at_once_equal_each_context(tiny_lm, text):
+    from visualizer import analysis
+
+    ids = tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    expected = [analysis.context_text(tiny_lm.decoder, ids, k) for k in range(1, len(ids))]
+    assert analysis.contexts(tiny_lm.decoder, ids) == expected

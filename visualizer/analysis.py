@@ -10,6 +10,7 @@ Pure: no gradio, no plotly.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,7 +18,7 @@ import torch
 
 from .errors import InputError
 from .loading import LoadedModel
-from .tokens import Token, TokenDecoder
+from .tokens import Token, TokenDecoder, readable
 
 IGNORE_INDEX = -100
 """The label value transformers' loss skips."""
@@ -29,7 +30,7 @@ CACHE_ELEMENTS = 1 << 19
 """On a CPU, logits turned into statistics at a time (2 MB of float32: the chunk stays in cache)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """One of the most likely next tokens at a position."""
 
@@ -41,7 +42,7 @@ class Candidate:
         return {**self.token.to_dict(), "p": self.p}
 
 
-@dataclass
+@dataclass(slots=True)
 class Position:
     """The prediction of labels[k] from input_ids[:k]."""
 
@@ -406,10 +407,20 @@ def context_text(decoder: TokenDecoder, ids: list[int], k: int) -> str:
     return ("…" if start else "") + decoder.text_of(ids[start:k])
 
 
+def contexts(decoder: TokenDecoder, ids: list[int]) -> list[str]:
+    """`context_text` for every k in 1..n-1, each a slice of the text's bytes joined once."""
+    pieces = [decoder.token_bytes(i) for i in ids]
+    ends = list(accumulate(map(len, pieces), initial=0))  # ends[k]: bytes of input_ids[:k]
+    data = b"".join(pieces)
+    return [("…" if k > CONTEXT_TOKENS else "") + readable(data[ends[max(0, k - CONTEXT_TOKENS)] : ends[k]])
+            for k in range(1, len(ids))]
+
+
 def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k) -> Analysis:
     """Turn the tensors of statistics into dataclasses."""
     decoder = lm.decoder
     tokens = decoder.tokens(ids)
+    context = contexts(decoder, ids)
     positions = []
     logp, p, rank, ent = (stats[n].tolist() for n in ("logp", "p", "rank", "ent"))
     top_p, top_i = stats["top_p"].tolist(), stats["top_i"].tolist()
@@ -418,7 +429,7 @@ def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, t
         positions.append(
             Position(
                 k=k,
-                context=context_text(decoder, ids, k),
+                context=context[j],
                 target=tokens[k],
                 p_target=p[j],
                 rank=int(rank[j]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+_NO_WHITESPACE = str.maketrans(dict.fromkeys(VISIBLE_WHITESPACE))
 _BYTE_LEVEL_DECODER = {ch: byte for byte, ch in bytes_to_unicode().items()}
 _SENTENCEPIECE_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
@@ -60,10 +61,9 @@ def readable(data: bytes) -> str:
             parts.append(_hex(data[err.start : err.end]))
             data = data[err.end :]
     text = "".join(parts)
-    return "".join(
-        ch if ch.isprintable() or ch in VISIBLE_WHITESPACE else _hex(ch.encode("utf-8"))
-        for ch in text
-    ).replace("\ufffd", "<U+FFFD>")
+    if not text.translate(_NO_WHITESPACE).isprintable():  # the per-character pass only where needed
+        text = "".join(ch if ch.isprintable() or ch in VISIBLE_WHITESPACE else _hex(ch.encode("utf-8")) for ch in text)
+    return text.replace("\ufffd", "<U+FFFD>")
 
 
 def visible(data: bytes) -> str:
