@@ -409,7 +409,7 @@ def context_text(decoder: TokenDecoder, ids: list[int], k: int) -> str:
 
 def contexts(decoder: TokenDecoder, ids: list[int]) -> list[str]:
     """`context_text` for every k in 1..n-1, each a slice of the text's bytes joined once."""
-    pieces = [decoder.token_bytes(i) for i in ids]
+    pieces = decoder.bytes_of_tokens(ids)
     ends = list(accumulate(map(len, pieces), initial=0))  # ends[k]: bytes of input_ids[:k]
     data = b"".join(pieces)
     return [("…" if k > CONTEXT_TOKENS else "") + readable(data[ends[max(0, k - CONTEXT_TOKENS)] : ends[k]])
@@ -435,7 +435,7 @@ def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, t
                 rank=int(rank[j]),
                 loss=None if labels[k] == IGNORE_INDEX else -logp[j],
                 entropy=ent[j],
-                top=[Candidate(decoder.token(i), q) for i, q in zip(top_i[j], top_p[j])],
+                top=[Candidate(t, q) for t, q in zip(decoder.tokens(top_i[j]), top_p[j])],
             )
         )
     counted = [pos.loss for pos in positions if pos.loss is not None]

@@ -61,7 +61,7 @@ def readable(data: bytes) -> str:
             parts.append(_hex(data[err.start : err.end]))
             data = data[err.end :]
     text = "".join(parts)
-    if not text.translate(_NO_WHITESPACE).isprintable():  # the per-character pass only where needed
+    if not text.isprintable() and not text.translate(_NO_WHITESPACE).isprintable():  # per character only where needed
         text = "".join(ch if ch.isprintable() or ch in VISIBLE_WHITESPACE else _hex(ch.encode("utf-8")) for ch in text)
     return text.replace("\ufffd", "<U+FFFD>")
 
@@ -90,12 +90,18 @@ class TokenDecoder:
         return self._lookup(token_id)[0]
 
     def tokens(self, ids) -> list[Token]:
-        """`Token`s for a sequence of ids."""
-        return [self.token(int(i)) for i in ids]
+        """`Token`s for a sequence of ids (cached ids read straight from the cache: this runs per candidate)."""
+        cache, lookup = self._cache, self._lookup
+        return [(cache.get(i) or lookup(i))[0] for i in map(int, ids)]
+
+    def bytes_of_tokens(self, ids) -> list[bytes]:
+        """The bytes of each token in a sequence of ids."""
+        cache, lookup = self._cache, self._lookup
+        return [(cache.get(i) or lookup(i))[1] for i in map(int, ids)]
 
     def text_of(self, ids) -> str:
         """The readable text of several tokens together (whitespace left as is)."""
-        return readable(b"".join(self.token_bytes(int(i)) for i in ids))
+        return readable(b"".join(self.bytes_of_tokens(ids)))
 
     def _lookup(self, token_id: int) -> tuple[Token, bytes]:
         """Decode once, then serve from the cache."""
