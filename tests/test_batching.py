@@ -192,3 +192,18 @@ def _wait_until(condition, seconds: float = 10) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.005)
+
+
+def test_the_app_runs_main_analyses_batch_size_at_once_and_other_views_apart(tiny_gpt2_dir):
+    import app
+
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), batch_size=7)
+    demo = app.build_demo(settings)
+    groups: dict[str, set] = {}
+    for fn in demo.fns.values():
+        if fn.concurrency_id in ("analysis", "views"):
+            groups.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
+    page = [fn for fn in demo.fns.values() if fn.name == "analyze_page"]
+    assert page and all(fn.concurrency_id == "analysis" for fn in page)
+    assert groups["analysis"] == {7}  # every member of the group says 7: Gradio takes the smallest
+    assert groups["views"] == {"default"}  # the queue's default: analysis_concurrency
