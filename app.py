@@ -364,8 +364,10 @@ def _layers_tab() -> SimpleNamespace:
 
 
 def main_analysis(settings: Settings) -> dict:
-    """Event options of the page's main analysis: up to `batch_size` at once, their forward passes shared."""
-    return dict(api_visibility="private", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size))
+    """Event options of the page's main analysis: up to `batch_size` at once, their forward passes shared;
+    a trigger pressed again while its analysis runs is sent once that one is done, so the page ends on the latest."""
+    return dict(api_visibility="private", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size),
+                trigger_mode="always_last")
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import time
+
 import pytest
 
 from served import serve
@@ -106,6 +108,18 @@ def test_type_a_sentence_and_switch_views(page, server):
     page.get_by_role("tab", name="Loss").click()
     wait_for_tick(page, "loss-bars", "Paris")
     assert page.locator("#labels-table").inner_text().count("input_ids[:") >= 6
+
+
+def test_a_new_text_sent_while_one_runs_is_what_the_page_ends_on(page, server, tmp_path):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    analyze_text(page, "The cat sat on the warm mat by the door. " * 40)  # a few seconds of work
+    analyze_text(page, "The capital of France is Paris.")  # sent while the long one runs
+    wait_for_summary(page, "7 tokens")
+    wait_for_tick(page, "top-k-heatmap", "France is")
+    time.sleep(3)  # had the long text's result come later, it would show by now
+    assert "7 tokens" in page.locator("#summary textarea").input_value()
+    page.screenshot(path=str(tmp_path / "latest.png"), full_page=True)
 
 
 def test_classroom_mode_from_the_toggle_and_the_url(page, server, tmp_path):
