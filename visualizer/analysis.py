@@ -2,8 +2,9 @@
 
 For a text of n tokens the model sees input_ids[0..n-1] once and returns logits for
 every position. The logits at index k-1 are the prediction for token k, given
-input_ids[:k] (the walkthrough's k, 1..n-1). The labels are a copy of input_ids
-(the model's loss function shifts them itself), with -100 where a position is masked.
+input_ids[:k] (the walkthrough's k, 1..n-1). The labels are a copy of input_ids with
+-100 where a position is masked; label k is scored against the logits at index k-1 (the
+shift), by our statistics and, separately, by transformers' own loss function.
 Pure: no gradio, no plotly.
 """
 
