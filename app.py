@@ -87,10 +87,11 @@ def make_handlers(settings: Settings):
         return gr.skip() if analysis is None else service.detail_figure(analysis, detail_k, classroom)
 
     def analyze_api(text: str, model: str = settings.model, top_k: int = settings.top_k,
-                    bos: bool = False, mask_first: int = 0) -> dict:
-        """API: the JSON contract for `text` (see README)."""
+                    bos: bool = False, mask_first: int = 0, sentence_vocab: bool = True) -> dict:
+        """API: the JSON contract for `text` (see README); sentence_vocab=False leaves out its largest part."""
         try:
-            return service.analysis_contract(text, settings, model=model, top_k=top_k, bos=bos, mask_first=mask_first)
+            return service.analysis_contract(text, settings, model=model, top_k=top_k, bos=bos, mask_first=mask_first,
+                                             sentence_vocab=sentence_vocab)
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 

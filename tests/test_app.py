@@ -35,6 +35,13 @@ def test_api_options(client):
     assert result["labels"][:2] == [-100, -100] and result["counted"] == 3
 
 
+def test_api_can_leave_out_the_walkthrough_table(client):
+    full = client.predict("the dog likes food", api_name="/analyze")
+    small = client.predict("the dog likes food", sentence_vocab=False, api_name="/analyze")
+    assert small["sentence_vocab"] is None and full["sentence_vocab"]["columns"]
+    assert {k: v for k, v in small.items() if k != "sentence_vocab"} == {k: v for k, v in full.items() if k != "sentence_vocab"}
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -102,7 +109,7 @@ def test_lone_surrogates_and_control_characters_over_raw_http(client):
 
     base = client.src.rstrip("/")
     for text, expected in [("ab\ud800cd", "not valid Unicode"), ("a\x00b\x1bc d", None)]:
-        body = json.dumps({"data": [text, "SmolLM2-135M-Instruct", 10, False, 0]}).encode("ascii")  # '\\ud800' escaped in ASCII JSON
+        body = json.dumps({"data": [text, "SmolLM2-135M-Instruct", 10, False, 0, True]}).encode("ascii")  # '\\ud800' escaped in ASCII JSON
         event = httpx.post(f"{base}/gradio_api/call/analyze", content=body,
                            headers={"content-type": "application/json"}, timeout=30).json()["event_id"]
         stream = httpx.get(f"{base}/gradio_api/call/analyze/{event}", timeout=60).text

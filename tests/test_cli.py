@@ -81,3 +81,10 @@ def test_walkthrough_from_the_bundled_model(bundled_lm, run_cli):
     assert status == 0
     assert "input_ids[:3] = 'the dog likes' -> labels[3] = '␣food'" in out
     assert out.count("k=") == 3
+
+
+def test_json_without_the_walkthrough_table(tiny_gpt2_dir, run_cli):
+    args = ["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "json"]
+    full, small = (json.loads(run_cli(a)[1]) for a in (args, [*args, "--no-sentence-vocab"]))
+    assert small["sentence_vocab"] is None and full["sentence_vocab"]["probs"]
+    assert small["positions"] == full["positions"] and small["loss"] == full["loss"]

@@ -37,6 +37,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     analyze.add_argument("--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100")
     analyze.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is scored too")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    analyze.add_argument("--no-sentence-vocab", action="store_true",
+                         help="json: leave out the walkthrough's table (it grows with positions x distinct tokens)")
     analyze.set_defaults(run=run_analyze)
     for register in _extra_commands():
         register(commands, settings)
@@ -84,7 +86,7 @@ def run_analyze(args, settings: Settings, out) -> None:
     ]
     if args.format == "json":
         for result in results:
-            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            out.write(json.dumps(result.to_dict(sentence_vocab=not args.no_sentence_vocab), ensure_ascii=False) + "\n")
     elif args.format == "csv":
         frames = [tables.position_table(r).assign(text=r.text) for r in results]
         import pandas as pd

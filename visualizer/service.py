@@ -108,12 +108,13 @@ def run_analysis(
     )
 
 
-def analysis_contract(text: str, settings: Settings, model: str | None = None, **options) -> dict:
+def analysis_contract(text: str, settings: Settings, model: str | None = None, sentence_vocab: bool = True,
+                      **options) -> dict:
     """The JSON contract for one request (the API's answer), made in its turn of the token budget."""
     check_text(text, settings)
     lm = get_model(model or settings.model, settings)
     with taking_turns(settings, lm, text, options.get("bos", False)):
-        return run_analysis(text, settings, model=model, **options).to_dict()
+        return run_analysis(text, settings, model=model, **options).to_dict(sentence_vocab=bool(sentence_vocab))
 
 
 @cache
