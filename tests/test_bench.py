@@ -65,6 +65,7 @@ def test_server_sections(tmp_path, tiny_llama_dir):
     start = data["startup"]
     for kind in ("cold", "warm"):
         assert start[kind]["ok"] and start[kind]["listening_s"] <= start[kind]["first_analysis_s"]
+    assert len(start["warm"]["starts"]) == bench.QUICK.warm_starts and _spread_ok(start["warm"]["first_analysis_spread"])
     for key in ("import_gradio_s", "import_torch_s", "build_page_s", "launch_server_s", "warm_tokenizer_s",
                 "warm_weights_s", "first_analysis_s"):
         assert _number(start["breakdown"][key]), key

@@ -162,3 +162,22 @@ def test_preload_loads_the_default_model_in_the_background(tiny_gpt2_dir, tmp_pa
     with caplog.at_level(logging.WARNING, logger="visualizer.service"):
         service.preload(Settings(model="no/such-model", models=("no/such-model",))).join(60)
     assert "preloading no/such-model failed" in caplog.text  # logged; the thread ends, nothing is raised
+
+
+def test_preload_skips_its_warm_up_once_a_request_has_come(tiny_gpt2_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from visualizer import service
+    from visualizer.settings import Settings
+
+    warmed = []
+    monkeypatch.setattr(service, "analyze", lambda *a, **k: warmed.append(a))
+    monkeypatch.setattr(service, "build_views", lambda *a, **k: None)
+    monkeypatch.setattr(service, "_REQUESTED", __import__("threading").Event())
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
+    service.preload(settings).join(60)
+    assert len(warmed) == 1  # idle server: one warm-up analysis
+    fresh = str(shutil.copytree(tiny_gpt2_dir, tmp_path / "requested"))
+    service.get_model(tiny_gpt2_dir, settings)  # a visitor's request arrives first
+    service.preload(Settings(model=fresh, models=(fresh,))).join(60)
+    assert len(warmed) == 1 and loading.is_loaded(fresh)  # loaded, not warmed: the request has the cores

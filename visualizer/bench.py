@@ -64,6 +64,8 @@ class Plan:
     load_tokens: int = 32
     memory_requests: int = 500
     long_tokens: int = 2048
+    warm_starts: int = 5
+    """Warm starts timed (the machine's noise is large: one start is not a figure)."""
     section_seconds: float = 300.0
     """No request loop runs longer than this."""
 
@@ -71,7 +73,7 @@ class Plan:
 FULL = Plan()
 QUICK = Plan(lengths=(8, 16, 32), prefix_lengths=(8,), repeats=(3, 3, 3), prefix_repeats=2, e2e_lengths=(8, 32),
              e2e_repeats=3, payload_lengths=(32, 60), clients=4, requests=3, load_tokens=16, memory_requests=12,
-             long_tokens=60, section_seconds=30.0)
+             long_tokens=60, warm_starts=2, section_seconds=30.0)
 
 TARGETS = {
     "analysis_ratio_short": 1.3, "analysis_ratio": 1.15, "e2e_added_s": 0.150, "payload_kb": 400,
@@ -419,18 +421,32 @@ def api_client(url: str):
 # ---------------------------------------------------------------- section: start-up
 
 
-def bench_startup(model: str, cache: Path, workdir: Path) -> tuple[dict, Server]:
-    """Process start to the first served analysis: cold (an empty weight cache) and warm (`cache`, filled),
-    and where the time goes (a probe process, run between the two); returns the warm server, running."""
+def bench_startup(model: str, cache: Path, workdir: Path, plan: Plan) -> tuple[dict, Server]:
+    """Process start to the first served analysis: cold (an empty weight cache) and warm (`cache`, filled;
+    the median of `plan.warm_starts` starts), and where the time goes (a probe process, run between the
+    two); returns the last warm server, running."""
     out = {"cold": _first_analysis(Server(model, workdir / "cold-cache", workdir / "server-cold.log"), keep=False)[0]}
     try:
         out["breakdown"] = run_probe("startup_probe", model, str(cache), str(workdir / "probe-cache"))
     except Exception as err:  # noqa: BLE001 - a failed probe leaves the other figures standing
         out["breakdown"] = {"error": f"{type(err).__name__}: {err}"[:2000]}
-    out["warm"], server = _first_analysis(Server(model, cache, workdir / "server-warm.log"), keep=True)
-    out["warm"]["target_s"] = TARGETS["warm_start_s"]
-    out["warm"]["met"] = out["warm"]["ok"] and out["warm"]["first_analysis_s"] <= TARGETS["warm_start_s"]
+    starts, server = [], None
+    for i in range(max(1, plan.warm_starts)):
+        last = i == max(1, plan.warm_starts) - 1
+        result, server = _first_analysis(Server(model, cache, workdir / f"server-warm-{i}.log"), keep=last)
+        starts.append(result)
+    out["warm"] = _warm_summary(starts)
     return out, server
+
+
+def _warm_summary(starts: list[dict]) -> dict:
+    """Median seconds to listening and to the first analysis over several warm starts, with their spread."""
+    first = [s["first_analysis_s"] for s in starts]
+    ok = all(s["ok"] for s in starts)
+    return {"first_analysis_s": statistics.median(first), "listening_s": statistics.median(s["listening_s"] for s in starts),
+            "first_analysis_spread": spread(first), "starts": starts, "ok": ok,
+            "error": next((s["error"] for s in starts if not s["ok"]), ""), "target_s": TARGETS["warm_start_s"],
+            "met": ok and statistics.median(first) <= TARGETS["warm_start_s"]}
 
 
 def _first_analysis(server: Server, keep: bool) -> tuple[dict, Server]:
@@ -754,7 +770,7 @@ def run(sections: list[str], model: str, plan: Plan, workdir: Path) -> dict:
         if "analysis" in sections:  # first, while no server runs beside it
             _section(results, "analysis", lambda: bench_analysis(lm, plan))
         if "startup" in sections:
-            server = _section(results, "startup", lambda: bench_startup(model, cache, workdir))
+            server = _section(results, "startup", lambda: bench_startup(model, cache, workdir, plan))
         if {"e2e", "load", "memory"} & set(sections):
             server = server or _started(model, cache, workdir)
             _server_sections(lm, server, sections, plan, results)
@@ -842,8 +858,8 @@ def verdicts(results: dict) -> list[dict]:
     start = results.get("startup") or {}
     if "warm" in start:
         add("start to first analysis, cold cache", start["cold"]["first_analysis_s"], "-", None, "s")
-        add("start to first analysis, warm cache", start["warm"]["first_analysis_s"], f"<= {start['warm']['target_s']}",
-            start["warm"]["met"], "s")
+        add(f"start to first analysis, warm cache (median of {len(start['warm']['starts'])})",
+            start["warm"]["first_analysis_s"], f"<= {start['warm']['target_s']}", start["warm"]["met"], "s")
     load = results.get("load") or {}
     if "single" in load:
         add(f"throughput, {load['clients']} clients / 1 client", load["throughput_ratio"], ">= 1.0",

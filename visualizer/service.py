@@ -69,19 +69,27 @@ def check_model_allowed(name: str, settings: Settings) -> str:
 def get_model(name: str, settings: Settings, on_loading: Callable[[str], None] | None = None) -> LoadedModel:
     """An allowed model from the registry, telling `on_loading` when it must be loaded first."""
     check_model_allowed(name, settings)
+    _REQUESTED.set()
     if on_loading is not None and not is_loaded(name):
         on_loading(f"Loading {name} (first time only)…")
     return load_model(name)
 
 
+_REQUESTED = threading.Event()
+"""Set by the first request for a model: from then on, warming up would only slow real requests."""
+
+
 def preload(settings: Settings) -> threading.Thread:
-    """Start loading the default model in the background while the page is built and served, then run
-    one small analysis and draw it (the first use of each library path is the slowest), so the first
-    visitor gets an answer at once; a failure is logged here and shown to the request that needs the model."""
+    """Start loading the default model in the background while the page is built and served, then,
+    if no request has come yet, run one small analysis and draw it (the first use of each library
+    path is the slowest), so the first visitor gets an answer at once; a failure is logged here and
+    shown to the request that needs the model."""
 
     def load() -> None:
         try:
-            build_views(analyze(EXAMPLES[0], load_model(settings.model), top_k=settings.top_k))
+            lm = load_model(settings.model)
+            if not _REQUESTED.is_set():
+                build_views(analyze(EXAMPLES[0], lm, top_k=settings.top_k))
         except Exception:  # noqa: BLE001 - the first request retries and reports it
             log.warning("preloading %s failed", settings.model, exc_info=True)
 
