@@ -207,3 +207,4 @@ def test_the_app_runs_main_analyses_batch_size_at_once_and_other_views_apart(tin
     assert page and all(fn.concurrency_id == "analysis" for fn in page)
     assert groups["analysis"] == {7}  # every member of the group says 7: Gradio takes the smallest
     assert groups["views"] == {"default"}  # the queue's default: analysis_concurrency
+
