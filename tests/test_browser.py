@@ -58,11 +58,17 @@ def page(browser, server):
 
 
 def wait_for_summary(page, needle: str, timeout: float = 60_000):
-    """Wait until the loss box holds `needle`."""
-    page.wait_for_function(
-        "(n) => { const t = document.querySelector('#summary textarea'); return t && t.value.includes(n); }",
-        arg=needle, timeout=timeout,
-    )
+    """Wait until the loss box holds `needle`; on a timeout, say what it holds instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "(n) => { const t = document.querySelector('#summary textarea'); return t && t.value.includes(n); }",
+            arg=needle, timeout=timeout,
+        )
+    except PlaywrightTimeout:
+        shown = page.evaluate("() => document.querySelector('#summary textarea')?.value")
+        raise AssertionError(f"the loss box never held {needle!r}; it holds {shown!r}") from None
 
 
 def tick_labels(page, plot_id: str) -> list[str]:
