@@ -477,12 +477,13 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
 def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Settings) -> None:
     """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
     text, model, top_k, bos, classroom = shared
+    main = main_analysis(settings)
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
     for trigger in (mask.mode.input, mask.n.submit, mask.marker.submit, mask.picked.input):
-        trigger(analyze_page, inputs, outputs, **main_analysis(settings))
+        trigger(analyze_page, inputs, outputs, **main)
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
-        analyze_page, inputs, outputs, **main_analysis(settings))
+        analyze_page, inputs, outputs, **main)
     c.batch_run.click(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
                       [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
                       concurrency_id="views")

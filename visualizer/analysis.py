@@ -11,8 +11,8 @@ Pure: no gradio, no plotly.
 from __future__ import annotations
 
 import math
-from itertools import accumulate
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Callable
 
 import torch

@@ -46,8 +46,6 @@ class ForwardBatcher:
         self._jobs: deque[_Job] = deque()
         self._ready = threading.Condition()
         self._worker: threading.Thread | None = None
-        self.batch_sizes: deque[int] = deque(maxlen=1000)
-        """Sizes of the latest batches run (for the benchmark and tests)."""
 
     def measure(self, lm: LoadedModel, request: Request) -> Measured:
         """Queue one text's forward pass and wait for its statistics; the same result as `measure_one`."""
@@ -94,7 +92,6 @@ class ForwardBatcher:
             return
         finally:
             release_freed_memory()
-        self.batch_sizes.append(len(batch))
         for job, measured in zip(batch, results):
             job.result.set_result(measured)
 

@@ -9,7 +9,6 @@ and hold their tokens of an in-flight budget while analysed and drawn (`taking_t
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import threading
