@@ -48,9 +48,10 @@ def _picker(analysis, picked):
 
 def _views_outputs(analysis, views):
     """Outputs for a successful request, in the order of `_outputs`."""
-    choices = [(f"k={p.k}: {p.context[-40:]} → {p.target.display}", p.k) for p in analysis.positions]
+    targets = analysis.tokens[1:]
+    choices = [(f"k={k}: {c[-40:]} → {t.display}", k) for k, (c, t) in enumerate(zip(analysis.contexts, targets), 1)]
     return [views.token_strip, views.top_k, views.sentence_vocab, views.loss, views.detail,
-            gr.Dropdown(choices=choices, value=analysis.positions[-1].k), views.labels]
+            gr.Dropdown(choices=choices, value=len(targets)), views.labels]
 
 
 def make_handlers(settings: Settings):

@@ -145,3 +145,33 @@ def test_make_labels_example():
     assert make_labels(3, masked=[1, 7]) == [0, -100, 0]
     with pytest.raises(InputError):
         make_labels(3, mask_first=-1)
+
+
+# ---------------------------------------------------------------- the arrays and the views built from them
+
+
+def test_positions_are_built_from_the_arrays_on_demand(tiny_lm):
+    result = analyze(TEXT, tiny_lm, top_k=4, masked=(3,))
+    arrays, positions = result.arrays, result.positions
+    n = len(result.tokens) - 1
+    assert len(positions) == n == len(arrays.rank) == arrays.top_ids.shape[0]
+    assert positions[-1] is positions[n - 1] and positions[1:3] == [positions[1], positions[2]]
+    with pytest.raises(IndexError):
+        positions[n]
+    for j, pos in enumerate(positions):
+        assert (pos.k, pos.context, pos.target) == (j + 1, result.contexts[j], result.tokens[j + 1])
+        assert (pos.p_target, pos.rank, pos.entropy) == (arrays.p_target[j], arrays.rank[j], arrays.entropy[j])
+        assert pos.loss == (None if j == 2 else -float(arrays.logp[j]))
+        assert [c.token.id for c in pos.top] == arrays.top_ids[j].tolist()
+        assert [c.p for c in pos.top] == arrays.top_p[j].tolist()
+        assert [c.token for c in pos.top] == tiny_lm.decoder.tokens(arrays.top_ids[j].tolist())
+
+
+def test_json_contract_from_the_arrays_equals_each_position_object(tiny_lm):
+    result = analyze(TEXT + " 🐕\n", tiny_lm, top_k=3, mask_first=2)
+    contract = result.to_dict()
+    assert contract["positions"] == [pos.to_dict() for pos in result.positions]
+    vocab, table = result.vocab, contract["sentence_vocab"]
+    assert table["abs_diff"] == [vocab.abs_diff(r) for r in range(len(result.positions))]
+    assert table["probs"] == [vocab.predicted(r)[:-1] for r in range(len(result.positions))]
+    assert table["other"] == [vocab.predicted(r)[-1] for r in range(len(result.positions))]

@@ -2,9 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from visualizer import bench
+from visualizer.analysis import analyze
 
 
 def _run(tmp_path, model: str, sections: str) -> dict:
@@ -47,10 +49,12 @@ def test_in_process_sections(tmp_path, tiny_llama_dir):
     for row in lengths.values():
         assert _spread_ok(row["ratio"]) and _spread_ok(row["forward_s"]) and _spread_ok(row["analyze_s"])
         assert row["target"] in (1.3, 1.15) and isinstance(row["met"], bool)
+        assert _spread_ok(row["outside_tensor_work_s"]) and 0 <= row["outside_tensor_work_s"]["min"]
+        assert row["outside_tensor_work_s"]["median"] < row["analyze_s"]["median"]
     (prefix,) = data["analysis"]["per_prefix"].values()
     assert prefix["ratio"]["median"] > 1  # n forward passes cost more than one
     long = data["long"]
-    assert long["tokens"] == 60 and long["result_holds_tensors"] is False
+    assert long["tokens"] == 60 and long["result_holds_vocab_rows"] is False
     for key in ("analyze_s", "forward_s", "ratio", "analyze_peak_rss_mb", "forward_peak_rss_mb", "full_logits_mb"):
         assert _number(long[key]), key
     figures = _verdict_figures(data)
@@ -88,3 +92,11 @@ def test_server_sections(tmp_path, tiny_llama_dir):
                  "p95", "errors under load", "peak RSS", "RSS growth"):
         assert any(part in f for f in figures), part
     assert "FAILED" not in bench.table(data)
+
+
+def test_the_long_text_check_sees_an_array_as_wide_as_the_vocabulary(tiny_lm):
+    result = analyze("the dog likes food", tiny_lm)
+    vocab_size = tiny_lm.model.config.vocab_size
+    assert not bench.holds_vocab_rows(result, vocab_size)
+    result.arrays.top_p = np.zeros((3, vocab_size), dtype=np.float32)  # as if full-size rows were kept
+    assert bench.holds_vocab_rows(result, vocab_size)

@@ -145,7 +145,8 @@ def test_top_k_heatmap_outlines_the_target_or_names_its_rank(analysis):
     for r in range(5):
         pos = positions[r]
         positions[r] = dataclasses.replace(pos, target=pos.top[r].token, p_target=pos.top[r].p, rank=r + 1)
-    edited = dataclasses.replace(analysis, positions=positions)
+    edited = dataclasses.replace(analysis)
+    edited.positions = positions  # the heatmap reads its rows from these
     fig = top_k_heatmap(edited)
     boxes = shapes(fig)
     in_top = [r for r, p in enumerate(positions) if p.target.id in {c.token.id for c in p.top}]
@@ -173,7 +174,7 @@ def test_sentence_vocab_heatmap_matches_the_table(analysis):
     assert list(predicted.x) == list(truth.x) == names
     assert (predicted.xaxis, truth.xaxis) == ("x", "x2")
     for r in range(len(analysis.positions)):
-        assert list(predicted.z[r]) == pytest.approx(vocab.probs[r] + [vocab.other[r]], abs=1e-6)
+        assert list(predicted.z[r]) == pytest.approx(vocab.predicted(r), abs=1e-6)
         assert list(truth.z[r]) == vocab.one_hot(r)
     assert [b.x0 + 0.5 for b in shapes(fig)] == vocab.target_column
     assert [b.y0 + 0.5 for b in shapes(fig)] == list(range(len(analysis.positions)))
@@ -235,7 +236,7 @@ def test_position_detail_values_and_title(analysis):
         assert predicted.type == truth.type == diff.type == "bar" and fig.layout.barmode == "group"
         names = [esc(t.display) for t in vocab.columns] + [OTHER_COLUMN]
         assert list(predicted.x) == list(truth.x) == list(diff.x) == names
-        assert list(predicted.y) == pytest.approx(vocab.probs[k - 1] + [vocab.other[k - 1]])
+        assert list(predicted.y) == pytest.approx(vocab.predicted(k - 1))
         assert list(truth.y) == vocab.one_hot(k - 1)
         assert list(diff.y) == pytest.approx(vocab.abs_diff(k - 1))
         pos = analysis.positions[k - 1]

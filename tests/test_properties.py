@@ -83,8 +83,9 @@ def test_readable_matches_its_character_by_character_definition(data):
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(text=st.text(min_size=1, max_size=200))
 def test_all_contexts_at_once_equal_each_context(tiny_lm, text):
-    from visualizer import analysis
+    from visualizer.analysis import context_text
+    from visualizer.result import contexts
 
     ids = tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]
-    expected = [analysis.context_text(tiny_lm.decoder, ids, k) for k in range(1, len(ids))]
-    assert analysis.contexts(tiny_lm.decoder, ids) == expected
+    expected = [context_text(tiny_lm.decoder, ids, k) for k in range(1, len(ids))]
+    assert contexts(tiny_lm.decoder, ids) == expected

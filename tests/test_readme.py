@@ -30,3 +30,14 @@ def test_readme_api_snippet_runs(bundled_lm, capsys):
         exec(snippet.replace("http://127.0.0.1:7860/", url + "/"), {})  # noqa: S102 - our own README
     printed = capsys.readouterr().out
     assert "['␣dog', '␣likes', '␣food']" in printed
+
+
+def test_readme_python_snippet_runs(bundled_lm, capsys, monkeypatch):
+    import visualizer.loading
+
+    snippet = re.search(r"```python\n(from visualizer import tables.*?)```", README, re.S).group(1)
+    monkeypatch.setattr(visualizer.loading, "load_model", lambda *args: bundled_lm)  # already loaded once
+    exec(snippet, {})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out
+    assert " 2 ['␣dog', '␣likes', '␣food']" in printed  # mask_first=2: two of three positions count
+    assert "(3,) (3, 5)" in printed and "the dog likes" in printed

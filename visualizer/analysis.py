@@ -10,173 +10,22 @@ Pure: no gradio, no plotly.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from itertools import accumulate
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from .errors import InputError
 from .loading import LoadedModel
-from .tokens import Token, TokenDecoder, readable
+from .result import CONTEXT_TOKENS, Analysis, PositionArrays, SentenceVocab
+from .tokens import TokenDecoder
 
 IGNORE_INDEX = -100
 """The label value transformers' loss skips."""
-CONTEXT_TOKENS = 48
-"""A position's context shows at most this many preceding tokens (after a '…')."""
 STATS_CHUNK = 512
 """Positions turned from logits into statistics at a time, to bound memory on long texts."""
 CACHE_ELEMENTS = 1 << 19
 """On a CPU, logits turned into statistics at a time (2 MB of float32: the chunk stays in cache)."""
-
-
-@dataclass(slots=True)
-class Candidate:
-    """One of the most likely next tokens at a position."""
-
-    token: Token
-    p: float
-
-    def to_dict(self) -> dict:
-        """The JSON contract's candidate object: the token's fields plus `p`."""
-        return {**self.token.to_dict(), "p": self.p}
-
-
-@dataclass(slots=True)
-class Position:
-    """The prediction of labels[k] from input_ids[:k]."""
-
-    k: int
-    """Index of the predicted token (1..n-1)."""
-    context: str
-    """The readable text of input_ids[:k] (its last CONTEXT_TOKENS tokens at most)."""
-    target: Token
-    """The true next token, input_ids[k]."""
-    p_target: float
-    """Probability the model gives the target."""
-    rank: int
-    """1 when the target is the model's top choice."""
-    loss: float | None
-    """-ln p_target in nats; None where the label is masked (-100)."""
-    entropy: float
-    """Entropy of the predicted distribution, nats."""
-    top: list[Candidate]
-    """The top-K candidates, most likely first."""
-
-    @property
-    def masked(self) -> bool:
-        """Whether this position is left out of the loss."""
-        return self.loss is None
-
-    def to_dict(self) -> dict:
-        """The JSON contract's position object."""
-        return {
-            "k": self.k,
-            "context": self.context,
-            "target": self.target.to_dict(),
-            "p_target": self.p_target,
-            "rank": self.rank,
-            "loss": self.loss,
-            "masked": self.masked,
-            "entropy": self.entropy,
-            "top": [c.to_dict() for c in self.top],
-        }
-
-
-@dataclass
-class SentenceVocab:
-    """The walkthrough's table: each position's probability for each distinct sentence token."""
-
-    columns: list[Token]
-    """The sentence's distinct tokens, in order of first appearance."""
-    probs: list[list[float]]
-    """(n-1, D): p of each column token at each position."""
-    other: list[float]
-    """(n-1,): the probability left for every other token of the vocabulary."""
-    target_column: list[int]
-    """(n-1,): which column is the true next token at each position."""
-
-    def one_hot(self, row: int) -> list[float]:
-        """The true label of a row as a one-hot vector over the columns (plus 0 for 'other')."""
-        return [1.0 if c == self.target_column[row] else 0.0 for c in range(len(self.columns))] + [0.0]
-
-    def abs_diff(self, row: int) -> list[float]:
-        """|predicted - true| per column and for 'other': the walkthrough's crude loss."""
-        predicted = self.probs[row] + [self.other[row]]
-        return [abs(p - t) for p, t in zip(predicted, self.one_hot(row))]
-
-    def to_dict(self) -> dict:
-        """The JSON form, with the one-hot rows and absolute differences spelled out."""
-        rows = range(len(self.probs))
-        return {
-            "columns": [t.to_dict() for t in self.columns],
-            "probs": self.probs,
-            "other": self.other,
-            "target_column": self.target_column,
-            "abs_diff": [self.abs_diff(r) for r in rows],
-        }
-
-
-@dataclass
-class Analysis:
-    """Everything one forward pass says about one text."""
-
-    model: str
-    text: str
-    tokens: list[Token]
-    """(n,) the tokens fed to the model, BOS included when asked for."""
-    labels: list[int]
-    """(n,) labels as fed to the model: input_ids with -100 where masked."""
-    positions: list[Position]
-    """(n-1,) one per predicted token, k = 1..n-1."""
-    vocab: SentenceVocab
-    loss: float | None
-    """The model's own `outputs.loss` for these labels; None when nothing is counted."""
-    mean_token_loss: float | None
-    """Mean of the counted positions' losses (equals `loss`)."""
-    loss_sum: float
-    """Sum of the counted positions' losses: the numerator of the mean."""
-    counted: int
-    """How many positions count in the loss: the denominator."""
-    truncated: bool
-    """Whether the text was cut to the model's context length."""
-    bos: bool
-    """Whether a BOS token was prepended."""
-    top_k: int = 10
-    notices: list[str] = field(default_factory=list)
-    """Things the user should know (truncation, nothing counted)."""
-
-    @property
-    def perplexity(self) -> float | None:
-        """exp(loss): the effective number of choices the model hesitates between."""
-        return None if self.loss is None else math.exp(self.loss)
-
-    @property
-    def input_ids(self) -> list[int]:
-        """(n,) token ids as fed to the model."""
-        return [t.id for t in self.tokens]
-
-    def to_dict(self, sentence_vocab: bool = True) -> dict:
-        """The JSON contract (see README); `sentence_vocab=False` leaves out the walkthrough's table
-        (null), which grows with positions × distinct tokens (17 MB of the 18 MB at 1024 tokens)."""
-        return {
-            "model": self.model,
-            "text": self.text,
-            "tokens": [t.to_dict() for t in self.tokens],
-            "labels": self.labels,
-            "loss": self.loss,
-            "mean_token_loss": self.mean_token_loss,
-            "perplexity": self.perplexity,
-            "loss_sum": self.loss_sum,
-            "counted": self.counted,
-            "truncated": self.truncated,
-            "bos": self.bos,
-            "top_k": self.top_k,
-            "notices": self.notices,
-            "positions": [p.to_dict() for p in self.positions],
-            "sentence_vocab": self.vocab.to_dict() if sentence_vocab else None,
-        }
 
 
 # ---------------------------------------------------------------- inputs
@@ -391,11 +240,11 @@ def _chunk_stats(logits, tgt, k: int, index, out: dict) -> None:
 def _sentence_vocab(lm: LoadedModel, ids: list[int], columns: list[int], probs: torch.Tensor) -> SentenceVocab:
     """The walkthrough's table over the sentence's distinct tokens `columns`, from their (n-1, D) probabilities."""
     column = {tid: c for c, tid in enumerate(columns)}
-    other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)
+    other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)  # (n-1,)
     return SentenceVocab(
         columns=lm.decoder.tokens(columns),
-        probs=probs.tolist(),
-        other=other.tolist(),
+        probs=probs.numpy(),
+        other=other.numpy(),
         target_column=[column[t] for t in ids[1:]],
     )
 
@@ -409,39 +258,14 @@ def context_text(decoder: TokenDecoder, ids: list[int], k: int) -> str:
     return ("…" if start else "") + decoder.text_of(ids[start:k])
 
 
-def contexts(decoder: TokenDecoder, ids: list[int]) -> list[str]:
-    """`context_text` for every k in 1..n-1, each a slice of the text's bytes joined once."""
-    pieces = decoder.bytes_of_tokens(ids)
-    ends = list(accumulate(map(len, pieces), initial=0))  # ends[k]: bytes of input_ids[:k]
-    data = b"".join(pieces)
-    return [("…" if k > CONTEXT_TOKENS else "") + readable(data[ends[max(0, k - CONTEXT_TOKENS)] : ends[k]])
-            for k in range(1, len(ids))]
-
-
 def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k) -> Analysis:
-    """Turn the tensors of statistics into dataclasses."""
-    decoder = lm.decoder
-    tokens = decoder.tokens(ids)
-    context = contexts(decoder, ids)
-    positions = []
-    logp, p, rank, ent = (stats[n].tolist() for n in ("logp", "p", "rank", "ent"))
-    top_p, top_i = stats["top_p"].tolist(), stats["top_i"].tolist()
-    for k in range(1, len(ids)):
-        j = k - 1
-        positions.append(
-            Position(
-                k=k,
-                context=context[j],
-                target=tokens[k],
-                p_target=p[j],
-                rank=int(rank[j]),
-                loss=None if labels[k] == IGNORE_INDEX else -logp[j],
-                entropy=ent[j],
-                top=[Candidate(t, q) for t, q in zip(decoder.tokens(top_i[j]), top_p[j])],
-            )
-        )
-    counted = [pos.loss for pos in positions if pos.loss is not None]
-    mean = sum(counted) / len(counted) if counted else None
+    """The statistics' tensors as the result's arrays, with the loss's sum and count beside the model's own loss."""
+    arrays = PositionArrays(
+        p_target=stats["p"].numpy(), logp=stats["logp"].numpy(), rank=stats["rank"].numpy(),
+        entropy=stats["ent"].numpy(), top_p=stats["top_p"].numpy(), top_ids=stats["top_i"].numpy(),
+        counted=(torch.tensor(labels[1:]) != IGNORE_INDEX).numpy(),  # (n-1,)
+    )
+    counted = [loss for loss in arrays.losses() if loss is not None]
     notices = []
     if truncated:
         notices.append(f"The text was cut to the first {len(ids)} tokens, the most this model reads at once.")
@@ -450,16 +274,17 @@ def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, t
     return Analysis(
         model=lm.name,
         text=text,
-        tokens=tokens,
+        tokens=lm.decoder.tokens(ids),
         labels=labels,
-        positions=positions,
+        arrays=arrays,
         vocab=vocab,
         loss=model_loss,
-        mean_token_loss=mean,
+        mean_token_loss=sum(counted) / len(counted) if counted else None,
         loss_sum=sum(counted),
         counted=len(counted),
         truncated=truncated,
         bos=bos,
+        decoder=lm.decoder,
         top_k=top_k,
         notices=notices,
     )

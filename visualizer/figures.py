@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.colors import get_colorscale, sample_colorscale
 
-from .analysis import Analysis, Position
+from .result import Analysis, Position
 from .errors import InputError
 from .tokens import VISIBLE_WHITESPACE, unique_names
 
@@ -94,9 +94,9 @@ def shorten(s: str, limit: int = AXIS_CHARS) -> str:
     return s if len(s) <= limit else "…" + s[-(limit - 1) :]
 
 
-def context_label(pos: Position) -> str:
-    """A row label: the context on one line, shortened and escaped, then an arrow. 'the dog likes →'."""
-    text = pos.context
+def context_label(context: str) -> str:
+    """A row label: a position's context on one line, shortened and escaped, then an arrow. 'the dog likes →'."""
+    text = context
     for raw in "\n\t\r":
         text = text.replace(raw, VISIBLE_WHITESPACE[raw])
     return escape_text(shorten(text) or "(start)") + " →"
@@ -116,7 +116,7 @@ def whole_percent(p: float) -> str:
 def packed(values: list, dtype: str = "float32"):
     """Numbers as a numpy array, which Plotly sends as a base64 typed array: 4 bytes a value
     instead of about 19 characters of JSON. Ragged rows stay lists. [[0.5, 0.25]] -> array (1, 2)."""
-    if values and isinstance(values[0], list) and len({len(row) for row in values}) > 1:
+    if isinstance(values, list) and values and isinstance(values[0], list) and len({len(row) for row in values}) > 1:
         return values
     return np.asarray(values, dtype=dtype)
 
@@ -325,7 +325,7 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     title = f"Top-{k_cols} next-token candidates at each position (outlined: the true next token)"
     _layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
             extra_top=2 * style.label_size)  # the rank ticks above the rows
-    _row_axis(fig, [context_label(pos) for pos in rows])
+    _row_axis(fig, [context_label(pos.context) for pos in rows])
     set_layout(fig, dict(shapes=boxes, annotations=notes,
                          xaxis=dict(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
                                     ticktext=[f"rank {r}" for r in range(1, k_cols + 1)])))
@@ -359,19 +359,21 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
     vocab = analysis.vocab
     m = len({t.id for t in analysis.tokens[: len(rows) + 1]})  # columns are in order of first appearance
     names = unique_names([escape_text(t.display) for t in vocab.columns[:m]]) + [OTHER_COLUMN]
-    predicted = [vocab.probs[r][:m] + [vocab.other[r] + sum(vocab.probs[r][m:])] for r in range(len(rows))]
-    truth = [vocab.one_hot(r)[:m] + [0.0] for r in range(len(rows))]  # (R, m+1)
+    table = vocab.table()[: len(rows)]  # (R, D+1), 'other' last
+    predicted = np.column_stack([table[:, :m], table[:, m:].sum(axis=1)])  # (R, m+1): later tokens join 'other'
+    truth = np.zeros_like(predicted, dtype=np.uint8)  # (R, m+1): a shown row's target is among its m columns
+    truth[np.arange(len(rows)), vocab.target_column[: len(rows)]] = 1
     fig = _side_by_side("predicted", "true (one-hot)", spacing=0.03)
     show_text = len(names) <= MAX_TEXT_COLUMNS
     common = dict(x=names, colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
                   texttemplate="%{text}" if show_text else None, textfont=dict(size=style.label_size))
     fig.add_trace(go.Heatmap(
-        z=packed(predicted), text=[[whole_percent(p) for p in row] for row in predicted] if show_text else None,
+        z=packed(predicted), text=[[whole_percent(p) for p in row] for row in predicted.tolist()] if show_text else None,
         name="predicted", colorbar=_colorbar(style), hovertemplate="%{x}: %{z:.2%}<extra></extra>", xaxis="x", yaxis="y",
         **common,
     ))
     fig.add_trace(go.Heatmap(
-        z=packed(truth, "uint8"), text=[[f"{t:.0f}" for t in row] for row in truth] if show_text else None,
+        z=truth, text=[[str(t) for t in row] for row in truth.tolist()] if show_text else None,
         name="true (one-hot)", showscale=False, hovertemplate="%{x}: %{z:.0f}<extra></extra>", xaxis="x2", yaxis="y2",
         **common,
     ))
@@ -380,7 +382,7 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
             extra_top=2 * style.font_size)  # room for the subplot titles; rotated column names below
     titles = [_merged(a, dict(font=dict(size=style.font_size, color=style.text_color)))  # the subplot titles
               for a in fig.layout.to_plotly_json().get("annotations", [])]
-    _row_axis(fig, [context_label(pos) for pos in rows], row=1, col=1)
+    _row_axis(fig, [context_label(pos.context) for pos in rows], row=1, col=1)
     columns = dict(type="category", tickangle=-45)
     boxes = [box for r in range(len(rows)) for box in _outline(vocab.target_column[r], r, style)]
     set_layout(fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns,
@@ -391,16 +393,13 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
 # ---------------------------------------------------------------- loss
 
 
-def _would_be_loss(pos: Position) -> float:
-    """-ln p_target, counted or not (a p that underflowed to 0 gives a large finite value)."""
-    return -math.log(max(pos.p_target, 1e-45))
-
-
-def _bar_hover(pos: Position) -> str:
-    """'the dog likes → ␣food<br>p = 60%, rank 1<br>−ln p = 0.51 nats' with the text escaped."""
-    status = " (masked: not in the loss)" if pos.masked else ""
-    return (f"{context_label(pos)} {escape_text(pos.target.display)}{status}<br>"
-            f"p = {percent(pos.p_target)}, rank {pos.rank}<br>−ln p = {_would_be_loss(pos):.3f} nats")
+def _bar_hovers(analysis: Analysis, rows: np.ndarray, would_be: np.ndarray) -> list[str]:
+    """'the dog likes → ␣food<br>p = 60%, rank 1<br>−ln p = 0.51 nats' for each of `rows`, text escaped."""
+    arrays, contexts, tokens = analysis.arrays, analysis.contexts, analysis.tokens
+    return [f"{context_label(contexts[j])} {escape_text(tokens[j + 1].display)}"
+            f"{'' if arrays.counted[j] else ' (masked: not in the loss)'}<br>"
+            f"p = {percent(float(arrays.p_target[j]))}, rank {arrays.rank[j]}<br>−ln p = {would_be[j]:.3f} nats"
+            for j in rows.tolist()]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -419,15 +418,17 @@ def _bar_look(masked: bool, count: int, style: FigureStyle) -> dict:
 
 def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
     """A bar of -ln p(target) per position; masked ones grey and left out of the mean line."""
-    labels = [f"k={pos.k} {escape_text(pos.target.display)}" for pos in analysis.positions]  # unique by k
+    arrays = analysis.arrays
+    labels = [f"k={k} {escape_text(t.display)}" for k, t in enumerate(analysis.tokens[1:], 1)]  # unique by k
+    would_be = arrays.would_be_losses()  # (n-1,)
     fig = go.Figure()
     for masked in (False, True):
-        part = [(lab, pos) for lab, pos in zip(labels, analysis.positions) if pos.masked == masked]
-        if part:
-            fig.add_trace(go.Bar(x=[lab for lab, _ in part], y=packed([_would_be_loss(pos) for _, pos in part]),
-                                 customdata=[_bar_hover(pos) for _, pos in part], hovertemplate=HOVER_CUSTOMDATA,
-                                 **_bar_look(masked, len(part), style)))
-    counted = [pos.loss for pos in analysis.positions if pos.loss is not None]
+        rows = np.flatnonzero(arrays.counted != masked)  # the positions of this trace
+        if len(rows):
+            fig.add_trace(go.Bar(x=[labels[j] for j in rows.tolist()], y=packed(would_be[rows]),
+                                 customdata=_bar_hovers(analysis, rows, would_be), hovertemplate=HOVER_CUSTOMDATA,
+                                 **_bar_look(masked, len(rows), style)))
+    counted = [loss for loss in arrays.losses() if loss is not None]
     if counted:
         mean = sum(counted) / len(counted)
         fig.add_hline(y=mean, line=dict(color=style.text_color, width=max(2, style.bar_line_width), dash="dash"),
@@ -448,7 +449,7 @@ def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
 
 def _check_position(analysis: Analysis, k) -> int:
     """k as an int in 1..n-1, or an InputError naming the allowed range."""
-    n = len(analysis.positions)
+    n = len(analysis.tokens) - 1
     ok = not isinstance(k, bool) and (isinstance(k, Integral) or (isinstance(k, float) and k.is_integer()))
     if not ok or not 1 <= k <= n:
         raise InputError(f"Position k must be a whole number from 1 to {n} (the predicted tokens), not {k!r}.")
@@ -466,15 +467,15 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
     names = unique_names([escape_text(t.display) for t in vocab.columns]) + [OTHER_COLUMN]
     diff = vocab.abs_diff(row)
     line = dict(color=style.text_color, width=style.bar_line_width)
-    series = (("predicted p", vocab.probs[row] + [vocab.other[row]], "#0072B2", ""),
+    series = (("predicted p", vocab.predicted(row), "#0072B2", ""),
               ("true (one-hot)", vocab.one_hot(row), "#E69F00", ""),
               ("|predicted − true|", diff, "#009E73", "x"))
     fig = go.Figure([go.Bar(x=names, y=packed(y), name=name, hovertemplate="%{y:.3f}",
                             marker=dict(color=color, pattern=dict(shape=shape), line=line))
                      for name, y, color, shape in series])
     status = " (masked: not in the loss)" if pos.masked else ""
-    title = (f"k={k}: {context_label(pos)} {escape_text(pos.target.display)}   ·   "
-             f"cross-entropy −ln p = {_would_be_loss(pos):.3f} nats   ·   "
+    title = (f"k={k}: {context_label(pos.context)} {escape_text(pos.target.display)}   ·   "
+             f"cross-entropy −ln p = {analysis.arrays.would_be_losses()[row]:.3f} nats   ·   "
              f"sum of |predicted − true| = {sum(diff):.3f}{status}")
     _layout(fig, style, title, 0, extra_top=2 * style.font_size)
     set_layout(fig, dict(barmode="group", hovermode="x unified", xaxis=dict(type="category", tickangle=-45),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .analysis import Analysis
+from .result import Analysis
 
 SHOWN_CANDIDATES = 3
 
