@@ -32,6 +32,7 @@ def check_invariants(result):
         assert result.loss is None
     tokens = result.tokens + [c.token for p in result.positions for c in p.top]
     assert all("\ufffd" not in t.display for t in tokens)
+    assert result.to_dict()["positions"] == [p.to_dict() for p in result.positions]  # read from the arrays
 
 
 def run(text, lm, options):
