@@ -175,3 +175,9 @@ def test_json_contract_from_the_arrays_equals_each_position_object(tiny_lm):
     assert table["abs_diff"] == [vocab.abs_diff(r) for r in range(len(result.positions))]
     assert table["probs"] == [vocab.predicted(r)[:-1] for r in range(len(result.positions))]
     assert table["other"] == [vocab.predicted(r)[-1] for r in range(len(result.positions))]
+
+
+def test_analyses_compare_by_their_numbers(tiny_lm):
+    first, again = analyze(TEXT, tiny_lm, top_k=3), analyze(TEXT, tiny_lm, top_k=3)
+    assert first == again and first.arrays == again.arrays and first.vocab == again.vocab
+    assert first != analyze(TEXT, tiny_lm, top_k=3, mask_first=2) and first != analyze(TEXT, tiny_lm, top_k=4)

@@ -75,7 +75,12 @@ class Position:
         }
 
 
-@dataclass
+def _same_fields(a, b) -> bool:
+    """Dataclass equality for fields that hold arrays (`==` on arrays gives an array, not a bool)."""
+    return type(a) is type(b) and all(np.array_equal(x, y) for x, y in zip(vars(a).values(), vars(b).values()))
+
+
+@dataclass(eq=False)
 class PositionArrays:
     """Every position's numbers, row j for the prediction of token k = j + 1."""
 
@@ -94,6 +99,8 @@ class PositionArrays:
     counted: np.ndarray
     """(n-1,) bool: label k is not -100, so the position counts in the loss."""
 
+    __eq__ = _same_fields
+
     def losses(self) -> list[float | None]:
         """(n-1,) -ln p_target per position, None where masked: the same floats `Position.loss` holds."""
         return [-lp if c else None for lp, c in zip(self.logp.tolist(), self.counted.tolist())]
@@ -103,7 +110,7 @@ class PositionArrays:
         return -np.log(np.maximum(self.p_target.astype(np.float64), 1e-45))
 
 
-@dataclass
+@dataclass(eq=False)
 class SentenceVocab:
     """The walkthrough's table: each position's probability for each distinct sentence token."""
 
@@ -115,6 +122,8 @@ class SentenceVocab:
     """(n-1,) float64: the probability left for every other token of the vocabulary."""
     target_column: list[int]
     """(n-1,): which column is the true next token at each position."""
+
+    __eq__ = _same_fields
 
     def predicted(self, row: int) -> list[float]:
         """A row of the table: p of each column token, then of every other token."""
