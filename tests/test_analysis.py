@@ -156,8 +156,11 @@ def test_positions_are_built_from_the_arrays_on_demand(tiny_lm):
     n = len(result.tokens) - 1
     assert len(positions) == n == len(arrays.rank) == arrays.top_ids.shape[0]
     assert positions[-1] is positions[n - 1] and positions[1:3] == [positions[1], positions[2]]
+    assert positions == list(positions) and positions[::-1] == list(positions)[::-1]
     with pytest.raises(IndexError):
         positions[n]
+    with pytest.raises(ValueError):  # read-only: a Position once built cannot disagree with the arrays
+        arrays.p_target[0] = 0.5
     for j, pos in enumerate(positions):
         assert (pos.k, pos.context, pos.target) == (j + 1, result.contexts[j], result.tokens[j + 1])
         assert (pos.p_target, pos.rank, pos.entropy) == (arrays.p_target[j], arrays.rank[j], arrays.entropy[j])
@@ -181,3 +184,15 @@ def test_analyses_compare_by_their_numbers(tiny_lm):
     first, again = analyze(TEXT, tiny_lm, top_k=3), analyze(TEXT, tiny_lm, top_k=3)
     assert first == again and first.arrays == again.arrays and first.vocab == again.vocab
     assert first != analyze(TEXT, tiny_lm, top_k=3, mask_first=2) and first != analyze(TEXT, tiny_lm, top_k=4)
+
+
+def test_a_copied_result_shares_its_decoder_and_keeps_its_numbers(tiny_lm):
+    import copy
+
+    from visualizer.analysis import Candidate, Position, contexts  # the result's types, importable as before
+
+    result = analyze(TEXT, tiny_lm, top_k=3)
+    twin = copy.deepcopy(result)
+    assert twin == result and twin.decoder is result.decoder and twin.arrays is not result.arrays
+    assert isinstance(twin.positions[0], Position) and isinstance(twin.positions[0].top[0], Candidate)
+    assert contexts(tiny_lm.decoder, result.input_ids) == result.contexts

@@ -100,3 +100,17 @@ def test_the_long_text_check_sees_an_array_as_wide_as_the_vocabulary(tiny_lm):
     assert not bench.holds_vocab_rows(result, vocab_size)
     result.arrays.top_p = np.zeros((3, vocab_size), dtype=np.float32)  # as if full-size rows were kept
     assert bench.holds_vocab_rows(result, vocab_size)
+
+
+def test_the_script_comparing_checkouts_runs(tiny_llama_dir, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "work_around_forward.py"
+    spec = importlib.util.spec_from_file_location("work_around_forward", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--model", tiny_llama_dir, "--lengths", "16,40", "--rounds", "1", "--repeats", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[1] for row in rows] == ["16", "40"]
+    assert all(float(value) >= 0 for row in rows for value in row.split()[2:])

@@ -4,6 +4,7 @@ import io
 import json
 
 import pandas as pd
+import pytest
 
 from visualizer import service, tables
 from visualizer.analysis import analyze
@@ -34,3 +35,12 @@ def test_the_tables_hold_each_position_objects_numbers(tiny_lm):
     assert labels["label"].tolist() == result.labels
     assert labels["counts_in_loss"].tolist() == [False, False] + [True] * 3 + [False] + [True] * (len(result.labels) - 6)
     assert labels["predicted_from"].tolist()[1:] == [f"input_ids[:{p.k}] = {p.context}" for p in result.positions]
+
+
+def test_the_walkthrough_table_holds_each_rows_probabilities(tiny_lm):
+    result = analyze("the dog likes the food", tiny_lm)
+    table, vocab = tables.sentence_vocab_table(result), result.vocab
+    assert list(table.columns) == [t.display for t in vocab.columns] + ["(all other tokens)"]  # distinct here
+    assert list(table.index) == [f"{p.context} → {p.target.display}" for p in result.positions]
+    assert table.to_numpy().tolist() == [vocab.predicted(r) for r in range(len(result.positions))]
+    assert table.sum(axis=1).tolist() == pytest.approx([1.0] * len(table), abs=1e-5)

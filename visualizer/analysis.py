@@ -17,7 +17,8 @@ import torch
 
 from .errors import InputError
 from .loading import LoadedModel
-from .result import CONTEXT_TOKENS, Analysis, PositionArrays, SentenceVocab
+# The result's types live in result.py; importable from here too, as they always were.
+from .result import CONTEXT_TOKENS, Analysis, Candidate, Position, PositionArrays, SentenceVocab, contexts  # noqa: F401
 from .tokens import TokenDecoder
 
 IGNORE_INDEX = -100
@@ -243,8 +244,8 @@ def _sentence_vocab(lm: LoadedModel, ids: list[int], columns: list[int], probs: 
     other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)  # (n-1,)
     return SentenceVocab(
         columns=lm.decoder.tokens(columns),
-        probs=probs.numpy(),
-        other=other.numpy(),
+        p_columns=probs.numpy(),
+        p_other=other.numpy(),
         target_column=[column[t] for t in ids[1:]],
     )
 

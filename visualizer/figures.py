@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.colors import get_colorscale, sample_colorscale
 
-from .result import Analysis, Position
+from .result import Analysis
 from .errors import InputError
 from .tokens import VISIBLE_WHITESPACE, unique_names
 
@@ -182,14 +182,13 @@ def _merged(base: dict, changes: dict) -> dict:
     return out
 
 
-def _rows_shown(analysis: Analysis, max_rows: int) -> tuple[list[Position], str]:
-    """The first `max_rows` positions and a subtitle saying what was left out ('' if nothing)."""
+def _rows_shown(analysis: Analysis, max_rows: int) -> tuple[int, str]:
+    """How many positions a figure shows (the first `max_rows`) and a subtitle saying what was left out ('' if nothing)."""
     if isinstance(max_rows, bool) or not isinstance(max_rows, Integral) or max_rows < 1:
         raise InputError(f"max_rows must be a whole number, 1 or more, not {max_rows!r}.")
-    rows = analysis.positions[:max_rows]
-    n = len(analysis.positions)
+    n = len(analysis.tokens) - 1
     note = "" if n <= max_rows else f"First {max_rows} of {n} positions shown; the rest are left out."
-    return rows, note
+    return min(n, max_rows), note
 
 
 def _row_axis(fig: go.Figure, labels: list[str], **where) -> None:
@@ -234,12 +233,16 @@ def _discrete_scale(colors: list[str]) -> list[list]:
     return [[edge, c] for i, c in enumerate(colors) for edge in (i * step, (i + 1) * step)]
 
 
-def _token_hover(pos: Position, shown: int = 5) -> str:
-    """'␣food<br>p = 60%, rank 1<br>1. ␣food 60%<br>...' with every token escaped."""
-    lines = [escape_text(pos.target.display),
-             f"p = {percent(pos.p_target)}, rank {pos.rank}" + (" (masked)" if pos.masked else "")]
-    lines += [f"{i}. {escape_text(c.token.display)} {percent(c.p)}" for i, c in enumerate(pos.top[:shown], 1)]
-    return "<br>".join(lines)
+def _token_hovers(analysis: Analysis, rows: int, shown: int = 5) -> list[str]:
+    """'␣food<br>p = 60%, rank 1<br>1. ␣food 60%<br>...' for the first `rows` positions, every token escaped."""
+    arrays, decoder = analysis.arrays, analysis.decoder
+    p, rank, counted = arrays.p_target[:rows].tolist(), arrays.rank[:rows].tolist(), arrays.counted[:rows].tolist()
+    top_p = arrays.top_p[:rows, :shown].tolist()  # (rows, shown)
+    top = [decoder.tokens(ids) for ids in arrays.top_ids[:rows, :shown].tolist()]  # (rows, shown)
+    return ["<br>".join([escape_text(analysis.tokens[j + 1].display),
+                         f"p = {percent(p[j])}, rank {rank[j]}" + ("" if counted[j] else " (masked)"),
+                         *(f"{i}. {escape_text(t.display)} {percent(q)}" for i, (t, q) in enumerate(zip(top[j], top_p[j]), 1))])
+            for j in range(rows)]
 
 
 def _strip_scale(color_by: str, style: FigureStyle) -> dict:
@@ -270,11 +273,12 @@ def token_strip(
     z = [[None] * width for _ in range(lines)]  # (lines, width); None: the first token and padding
     text = [[""] * width for _ in range(lines)]
     hover = [[""] * width for _ in range(lines)]
-    for i, token in enumerate(tokens[1:], start=1):
+    shown = len(tokens) - 1  # positions drawn: token k's colour is position k's
+    colour = (analysis.arrays.p_target[:shown].tolist() if color_by == "probability"
+              else [rank_bucket(r) for r in analysis.arrays.rank[:shown].tolist()])
+    for i, (token, value, tip) in enumerate(zip(tokens[1:], colour, _token_hovers(analysis, shown)), start=1):
         r, c = divmod(i, width)
-        pos = analysis.positions[i - 1]
-        z[r][c] = pos.p_target if color_by == "probability" else rank_bucket(pos.rank)
-        text[r][c], hover[r][c] = escape_text(token.display), _token_hover(pos)
+        z[r][c], text[r][c], hover[r][c] = value, escape_text(token.display), tip
     cells = dict(xgap=3, ygap=3, texttemplate="%{text}", textfont=dict(size=style.label_size),
                  hoverongaps=False, hovertemplate=HOVER_CUSTOMDATA)
     fig = go.Figure(go.Heatmap(z=z, text=text, customdata=hover, name="tokens", **cells,
@@ -300,7 +304,8 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     The true next token's cell is outlined; where it is outside the top K, its p and rank
     are written right of the row.
     """
-    rows, note = _rows_shown(analysis, max_rows)
+    shown, note = _rows_shown(analysis, max_rows)
+    rows = analysis.positions[:shown]
     k_cols = max(len(pos.top) for pos in rows)
     z = [[c.p for c in pos.top] for pos in rows]  # (R, K)
     text = [[f"{escape_text(c.token.display)}<br>{percent(c.p)}" for c in pos.top] for pos in rows]  # two lines
@@ -355,14 +360,14 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
     Only the tokens of the shown part of the text get a column; the rest of the vocabulary,
     later tokens included, is summed in '(all other tokens)'.
     """
-    rows, note = _rows_shown(analysis, max_rows)
+    shown, note = _rows_shown(analysis, max_rows)
     vocab = analysis.vocab
-    m = len({t.id for t in analysis.tokens[: len(rows) + 1]})  # columns are in order of first appearance
+    m = len({t.id for t in analysis.tokens[: shown + 1]})  # columns are in order of first appearance
     names = unique_names([escape_text(t.display) for t in vocab.columns[:m]]) + [OTHER_COLUMN]
-    table = vocab.table()[: len(rows)]  # (R, D+1), 'other' last
+    table = vocab.table(shown)  # (R, D+1), 'other' last
     predicted = np.column_stack([table[:, :m], table[:, m:].sum(axis=1)])  # (R, m+1): later tokens join 'other'
     truth = np.zeros_like(predicted, dtype=np.uint8)  # (R, m+1): a shown row's target is among its m columns
-    truth[np.arange(len(rows)), vocab.target_column[: len(rows)]] = 1
+    truth[np.arange(shown), vocab.target_column[:shown]] = 1
     fig = _side_by_side("predicted", "true (one-hot)", spacing=0.03)
     show_text = len(names) <= MAX_TEXT_COLUMNS
     common = dict(x=names, colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
@@ -378,13 +383,13 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
         **common,
     ))
     title = "p(column token | context) at each position, beside the true next token"
-    _layout(fig, style, title, len(rows) * style.row_height + 12 * style.label_size, subtitle=note,
+    _layout(fig, style, title, shown * style.row_height + 12 * style.label_size, subtitle=note,
             extra_top=2 * style.font_size)  # room for the subplot titles; rotated column names below
     titles = [_merged(a, dict(font=dict(size=style.font_size, color=style.text_color)))  # the subplot titles
               for a in fig.layout.to_plotly_json().get("annotations", [])]
-    _row_axis(fig, [context_label(pos.context) for pos in rows], row=1, col=1)
+    _row_axis(fig, [context_label(c) for c in analysis.contexts[:shown]], row=1, col=1)
     columns = dict(type="category", tickangle=-45)
-    boxes = [box for r in range(len(rows)) for box in _outline(vocab.target_column[r], r, style)]
+    boxes = [box for r in range(shown) for box in _outline(vocab.target_column[r], r, style)]
     set_layout(fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns,
                          xaxis2=columns))
     return fig

@@ -80,6 +80,12 @@ def _same_fields(a, b) -> bool:
     return type(a) is type(b) and all(np.array_equal(x, y) for x, y in zip(vars(a).values(), vars(b).values()))
 
 
+def _read_only(*arrays: np.ndarray) -> None:
+    """Freeze a result's arrays: the Positions and tables built from them must stay true to them."""
+    for array in arrays:
+        array.setflags(write=False)
+
+
 @dataclass(eq=False)
 class PositionArrays:
     """Every position's numbers, row j for the prediction of token k = j + 1."""
@@ -101,6 +107,9 @@ class PositionArrays:
 
     __eq__ = _same_fields
 
+    def __post_init__(self):
+        _read_only(*vars(self).values())
+
     def losses(self) -> list[float | None]:
         """(n-1,) -ln p_target per position, None where masked: the same floats `Position.loss` holds."""
         return [-lp if c else None for lp, c in zip(self.logp.tolist(), self.counted.tolist())]
@@ -116,18 +125,31 @@ class SentenceVocab:
 
     columns: list[Token]
     """The sentence's distinct tokens, in order of first appearance."""
-    probs: np.ndarray
+    p_columns: np.ndarray
     """(n-1, D) float32: p of each column token at each position."""
-    other: np.ndarray
+    p_other: np.ndarray
     """(n-1,) float64: the probability left for every other token of the vocabulary."""
     target_column: list[int]
     """(n-1,): which column is the true next token at each position."""
 
     __eq__ = _same_fields
 
+    def __post_init__(self):
+        _read_only(self.p_columns, self.p_other)
+
+    @property
+    def probs(self) -> list[list[float]]:
+        """(n-1, D) `p_columns` as lists, as in the JSON contract."""
+        return self.p_columns.tolist()
+
+    @property
+    def other(self) -> list[float]:
+        """(n-1,) `p_other` as a list, as in the JSON contract."""
+        return self.p_other.tolist()
+
     def predicted(self, row: int) -> list[float]:
         """A row of the table: p of each column token, then of every other token."""
-        return [*self.probs[row].tolist(), float(self.other[row])]
+        return [*self.p_columns[row].tolist(), float(self.p_other[row])]
 
     def one_hot(self, row: int) -> list[float]:
         """The true label of a row as a one-hot vector over the columns (plus 0 for 'other')."""
@@ -137,9 +159,9 @@ class SentenceVocab:
         """|predicted - true| per column and for 'other': the walkthrough's crude loss."""
         return [abs(p - t) for p, t in zip(self.predicted(row), self.one_hot(row))]
 
-    def table(self) -> np.ndarray:
-        """(n-1, D+1) float64: every row of the table, 'other' last."""
-        return np.column_stack([self.probs.astype(np.float64), self.other])
+    def table(self, rows: int | None = None) -> np.ndarray:
+        """(rows, D+1) float64: the table's first `rows` rows (all by default), 'other' last."""
+        return np.column_stack([self.p_columns[:rows].astype(np.float64), self.p_other[:rows]])
 
     def to_dict(self) -> dict:
         """The JSON form, with the one-hot rows and absolute differences spelled out."""
@@ -148,8 +170,8 @@ class SentenceVocab:
         truth[np.arange(len(truth)), self.target_column] = 1.0
         return {
             "columns": [t.to_dict() for t in self.columns],
-            "probs": self.probs.tolist(),
-            "other": self.other.tolist(),
+            "probs": self.probs,
+            "other": self.other,
             "target_column": list(self.target_column),
             "abs_diff": np.abs(predicted - truth).tolist(),
         }
@@ -168,9 +190,9 @@ def contexts(decoder: TokenDecoder, ids: list[int]) -> list[str]:
 class Positions(Sequence):
     """`Analysis.positions`: one `Position` per predicted token, each built from the arrays when first read."""
 
-    def __init__(self, analysis: Analysis):
-        self._analysis = analysis
-        self._built: list[Position | None] = [None] * len(analysis.arrays.rank)
+    def __init__(self, arrays: PositionArrays, tokens: list[Token], contexts: list[str], decoder: TokenDecoder):
+        self._arrays, self._tokens, self._contexts, self._decoder = arrays, tokens, contexts, decoder
+        self._built: list[Position | None] = [None] * len(arrays.rank)
 
     def __len__(self) -> int:
         return len(self._built)
@@ -183,17 +205,20 @@ class Positions(Sequence):
             self._built[j] = self._build(j)
         return self._built[j]
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, (list, tuple, Positions)) and list(self) == list(other)
+
     def __repr__(self) -> str:
         return f"Positions({list(self)!r})"
 
     def _build(self, j: int) -> Position:
         """The Position for row j (token k = j + 1)."""
-        a, arrays = self._analysis, self._analysis.arrays
+        arrays = self._arrays
         counted = bool(arrays.counted[j])
-        top = [Candidate(t, p) for t, p in zip(a.decoder.tokens(arrays.top_ids[j]), arrays.top_p[j].tolist())]
-        return Position(k=j + 1, context=a.contexts[j], target=a.tokens[j + 1], p_target=float(arrays.p_target[j]),
-                        rank=int(arrays.rank[j]), loss=-float(arrays.logp[j]) if counted else None,
-                        entropy=float(arrays.entropy[j]), top=top)
+        top = [Candidate(t, p) for t, p in zip(self._decoder.tokens(arrays.top_ids[j]), arrays.top_p[j].tolist())]
+        return Position(k=j + 1, context=self._contexts[j], target=self._tokens[j + 1],
+                        p_target=float(arrays.p_target[j]), rank=int(arrays.rank[j]),
+                        loss=-float(arrays.logp[j]) if counted else None, entropy=float(arrays.entropy[j]), top=top)
 
 
 @dataclass
@@ -229,8 +254,8 @@ class Analysis:
 
     @cached_property
     def positions(self) -> Positions:
-        """(n-1,) one `Position` per predicted token, k = 1..n-1."""
-        return Positions(self)
+        """(n-1,) one `Position` per predicted token, k = 1..n-1 (a sequence; each built when first read)."""
+        return Positions(self.arrays, self.tokens, self.contexts, self.decoder)
 
     @cached_property
     def contexts(self) -> list[str]:

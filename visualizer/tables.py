@@ -1,4 +1,4 @@
-"""pandas tables of an Analysis: per position, top-k candidates, labels.
+"""pandas tables of an Analysis: per position, top-k candidates, labels, the walkthrough's table.
 
 Built from the analysis's arrays, column by column. Cells hold plain strings and numbers;
 escaping for display is the viewer's job.
@@ -11,6 +11,7 @@ import pandas as pd
 
 from .analysis import IGNORE_INDEX
 from .result import Analysis
+from .tokens import unique_names
 
 
 def position_table(analysis: Analysis) -> pd.DataFrame:
@@ -59,3 +60,11 @@ def labels_table(analysis: Analysis) -> pd.DataFrame:
         "counts_in_loss": [i > 0 and label != IGNORE_INDEX for i, label in enumerate(labels)],
         "predicted_from": predicted_from,
     })
+
+
+def sentence_vocab_table(analysis: Analysis) -> pd.DataFrame:
+    """The walkthrough's table: rows are contexts, columns the sentence's tokens plus 'all other'."""
+    vocab, targets = analysis.vocab, analysis.tokens[1:]
+    columns = unique_names([t.display for t in vocab.columns]) + ["(all other tokens)"]
+    index = [f"{context} → {target.display}" for context, target in zip(analysis.contexts, targets)]
+    return pd.DataFrame(vocab.table(), columns=columns, index=index)

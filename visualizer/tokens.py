@@ -81,6 +81,10 @@ class TokenDecoder:
         self.tokenizer = tokenizer
         self._cache: dict[int, tuple[Token, bytes]] = {}
 
+    def __deepcopy__(self, memo) -> TokenDecoder:
+        """Shared, not copied: a cache over a tokenizer that never changes (so copying a result stays cheap)."""
+        return self
+
     def token_bytes(self, token_id: int) -> bytes:
         """The exact bytes a token stands for."""
         return self._lookup(token_id)[1]
