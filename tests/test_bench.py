@@ -100,6 +100,8 @@ def test_the_long_text_check_sees_an_array_as_wide_as_the_vocabulary(tiny_lm):
     assert not bench.holds_vocab_rows(result, vocab_size)
     result.arrays.top_p = np.zeros((3, vocab_size), dtype=np.float32)  # as if full-size rows were kept
     assert bench.holds_vocab_rows(result, vocab_size)
+    whole = analyze("the dog likes food", tiny_lm, top_k=vocab_size, max_top_k=vocab_size)  # K = V, as asked
+    assert not bench.holds_vocab_rows(whole, vocab_size)
 
 
 def test_the_script_comparing_checkouts_runs(tiny_llama_dir, capsys):
