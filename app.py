@@ -57,12 +57,13 @@ def _views_outputs(analysis, views):
 def make_handlers(settings: Settings):
     """The event handlers, closed over one settings object."""
 
-    def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
-                     request: gr.Request, progress=gr.Progress()):
+    def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order=None,
+                     request: gr.Request = None, progress=gr.Progress()):
         """Run one analysis for the page; errors become a message, never a traceback. Analyses run at
-        once, so one that a newer request of the same page overtook shows nothing."""
+        once, so one that a newer request of the same page overtook shows nothing (`order`: the page's
+        own number for this request, see `number_requests_js`)."""
         session = _session(request)
-        ticket = NEWEST.begin(session)
+        ticket = NEWEST.begin(session, int(order) if order else None)
         try:
             mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
             analysis, views, files = service_labels.page_analysis(
@@ -365,11 +366,19 @@ def _layers_tab() -> SimpleNamespace:
     return c
 
 
-def main_analysis(settings: Settings) -> dict:
-    """Event options of the page's main analysis: up to `batch_size` at once, their forward passes shared;
-    a trigger pressed again while its analysis runs is sent once that one is done, so the page ends on the latest."""
+def number_requests_js(inputs: int) -> str:
+    """Browser code run as each main analysis is sent: it numbers the request, in its last input (a hidden
+    number), in the order the user made them, which the server may begin them out of when they run at once."""
+    return ("(...values) => { window.visualizerRequests = (window.visualizerRequests || 0) + 1; "
+            f"return [...values.slice(0, {inputs - 1}), window.visualizerRequests]; }}")
+
+
+def main_analysis(settings: Settings, inputs: list) -> dict:
+    """Event options of the page's main analysis (`inputs`: its input components, the request number last):
+    up to `batch_size` at once, their forward passes shared; a trigger pressed again while its analysis
+    runs is sent once that one is done, and each request is numbered, so the page ends on the latest."""
     return dict(api_visibility="private", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size),
-                trigger_mode="always_last")
+                trigger_mode="always_last", js=number_requests_js(len(inputs)))
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
@@ -377,7 +386,6 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or Settings.from_env()
     analyze_page, redraw, redraw_detail, analyze_api, from_url = make_handlers(settings)
     steps = make_step_handlers(settings)
-    main = main_analysis(settings)
     with gr.Blocks(title="What does the model predict?") as demo:
         gr.Markdown("# What does the model predict, and where does its loss come from?\n"
                     "Type a sentence. For every position the model predicts the next token; "
@@ -422,7 +430,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 lens_state, open_tab = gr.State(None), gr.State(None)
             tabs_l = _labels_tabs(settings)
         mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
-        inputs = [text, model, top_k, bos, color_by, classroom, *mask_inputs]
+        request_order = gr.Number(0, precision=0, visible=False, elem_id="request-order")
+        inputs = [text, model, top_k, bos, color_by, classroom, *mask_inputs, request_order]
+        main = main_analysis(settings, inputs)
         outputs = [state, summary, strip, top_plot, vocab_plot, loss_plot, detail_plot, detail_k, labels,
                    positions, csv_positions, csv_top_k, json_file, mask.picked]
         figures_out = [strip, top_plot, vocab_plot, loss_plot, detail_plot]
@@ -438,7 +448,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             control.change(redraw, [state, color_by, classroom, detail_k], figures_out, api_visibility="private", queue=False)
         classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
-        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
+        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size))
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
                     lens_outputs, settings)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
@@ -478,7 +488,7 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
 def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Settings) -> None:
     """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
     text, model, top_k, bos, classroom = shared
-    main = main_analysis(settings)
+    main = main_analysis(settings, inputs)
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
     for trigger in (mask.mode.input, mask.n.submit, mask.marker.submit, mask.picked.input):
         trigger(analyze_page, inputs, outputs, **main)

@@ -159,6 +159,15 @@ def test_newest_requests_per_session():
     assert newest.is_newest("a", a1)  # a forgotten session has no newer request
 
 
+def test_a_page_numbering_its_requests_decides_which_is_newest():
+    newest = NewestRequests()
+    second = newest.begin("page", order=2)  # sent second, but began here first
+    first = newest.begin("page", order=1)
+    assert newest.is_newest("page", second) and not newest.is_newest("page", first)
+    third = newest.begin("page", order=3)
+    assert newest.is_newest("page", third) and not newest.is_newest("page", second)
+
+
 def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     import gradio as gr
 

@@ -132,22 +132,27 @@ class TokenBudget:
 
 class NewestRequests:
     """Which request of each session is its newest, so that when requests overlap (they run at once)
-    an older one finishing last is not shown over a newer one."""
+    an older one finishing last is not shown over a newer one.
+
+    A page numbers its requests itself as its user makes them (`order`), since two requests sent
+    within a moment of each other may begin here in either order; without one, the order in which
+    they begin here counts."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._newest: dict[str, int] = {}
+        self._newest: dict[str, tuple[bool, int]] = {}  # session -> (numbered by the page, newest number)
         self._count = 0
 
-    def begin(self, session: str | None) -> int:
-        """Record a request of `session` as its newest; its ticket."""
+    def begin(self, session: str | None, order: int | None = None) -> tuple[bool, int]:
+        """Record a request of `session` (numbered `order` by its page, if it was); its ticket."""
         with self._lock:
             self._count += 1
+            ticket = (True, order) if order else (False, self._count)
             if session is not None:
-                self._newest[session] = self._count
-            return self._count
+                self._newest[session] = max(self._newest.get(session, ticket), ticket)
+            return ticket
 
-    def is_newest(self, session: str | None, ticket: int) -> bool:
+    def is_newest(self, session: str | None, ticket: tuple[bool, int]) -> bool:
         """Whether no later request of `session` has begun (always true without a session)."""
         with self._lock:
             return session is None or self._newest.get(session, ticket) == ticket
