@@ -448,7 +448,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             control.change(redraw, [state, color_by, classroom, detail_k], figures_out, api_visibility="private", queue=False)
         classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
-        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size))
+        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
                     lens_outputs, settings)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)

@@ -24,7 +24,7 @@ def position_table(analysis: Analysis) -> pd.DataFrame:
         "target_id": [t.id for t in targets],
         "p_target": arrays.p_target.astype(np.float64),
         "rank": arrays.rank,
-        "loss": np.array([np.nan if loss is None else loss for loss in arrays.losses()], dtype=np.float64),
+        "loss": np.where(arrays.counted, -arrays.logp.astype(np.float64), np.nan),  # NaN where masked
         "masked": ~arrays.counted,
         "entropy": arrays.entropy.astype(np.float64),
         "top1": [t.display for t in analysis.decoder.tokens(arrays.top_ids[:, 0])],
