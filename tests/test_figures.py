@@ -4,6 +4,7 @@ import dataclasses
 import html
 import json
 import math
+import re
 
 import pytest
 from plotly.colors import get_colorscale, sample_colorscale
@@ -46,6 +47,16 @@ def strings(node):
 def shapes(fig, name="target"):
     """The figure's shapes of one name."""
     return [s for s in fig.layout.shapes if s.name == name]
+
+
+def outlined(fig, name="target") -> list[tuple[float, float, float, float]]:
+    """The rectangles (x0, y0, x1, y1) that the outline path of one name draws, in drawing order."""
+    paths = [s.path for s in shapes(fig, name)]
+    assert len(paths) <= 1 and all(s.type == "path" for s in shapes(fig, name))
+    rect = r"M([-\d.]+),([-\d.]+)H([-\d.]+)V([-\d.]+)H([-\d.]+)Z"
+    boxes = [tuple(float(v) for v in m) for m in re.findall(rect, paths[0])] if paths else []
+    assert not paths or (len(boxes) == paths[0].count("M") and all(b[4] == b[0] for b in boxes))
+    return [b[:4] for b in boxes]
 
 
 def all_figures(analysis, style=NORMAL):
@@ -148,10 +159,11 @@ def test_top_k_heatmap_outlines_the_target_or_names_its_rank(analysis):
     edited = dataclasses.replace(analysis)
     edited.positions = positions  # the heatmap reads its rows from these
     fig = top_k_heatmap(edited)
-    boxes = shapes(fig)
+    boxes = outlined(fig)
     in_top = [r for r, p in enumerate(positions) if p.target.id in {c.token.id for c in p.top}]
-    assert [(b.x0, b.y0) for b in boxes] == [(positions[r].rank - 0.5, r - 0.5) for r in in_top]
-    assert [(b.x1 - b.x0, b.y1 - b.y0) for b in boxes] == [(1, 1)] * len(in_top)
+    assert [(x0, y0) for x0, y0, _, _ in boxes] == [(positions[r].rank - 0.5, r - 0.5) for r in in_top]
+    assert [(x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes] == [(1, 1)] * len(in_top)
+    assert outlined(fig, "target-core") == boxes
     assert in_top[:5] == [0, 1, 2, 3, 4]
     notes = [a for a in fig.layout.annotations if a.name == "target outside top-K"]
     outside = [r for r in range(len(positions)) if r not in in_top]
@@ -176,8 +188,8 @@ def test_sentence_vocab_heatmap_matches_the_table(analysis):
     for r in range(len(analysis.positions)):
         assert list(predicted.z[r]) == pytest.approx(vocab.predicted(r), abs=1e-6)
         assert list(truth.z[r]) == vocab.one_hot(r)
-    assert [b.x0 + 0.5 for b in shapes(fig)] == vocab.target_column
-    assert [b.y0 + 0.5 for b in shapes(fig)] == list(range(len(analysis.positions)))
+    assert [x0 + 0.5 for x0, _, _, _ in outlined(fig)] == vocab.target_column
+    assert [y0 + 0.5 for _, y0, _, _ in outlined(fig)] == list(range(len(analysis.positions)))
     assert {a.text for a in fig.layout.annotations} >= {"predicted", "true (one-hot)"}
     assert list(fig.layout.yaxis.ticktext) == [row_label(p) for p in analysis.positions]
 
@@ -286,7 +298,7 @@ def test_long_texts_show_the_first_max_rows(analysis):
     top = top_k_heatmap(analysis, max_rows=6)
     assert len(top.data[0].z) == 6 and len(top.layout.yaxis.ticktext) == 6
     assert f"First 6 of {n} positions" in top.layout.title.subtitle.text
-    assert all(s.y0 < 6 for s in top.layout.shapes)
+    assert all(y0 < 6 for _, y0, _, _ in outlined(top))
     table = sentence_vocab_heatmap(analysis, max_rows=6)
     shown = list(dict.fromkeys(t.id for t in analysis.tokens[:7]))
     assert list(table.data[0].x) == [esc(t.display) for t in analysis.vocab.columns[: len(shown)]] + [OTHER_COLUMN]

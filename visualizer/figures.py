@@ -200,9 +200,15 @@ def _row_axis(fig: go.Figure, labels: list[str], **where) -> None:
         fig.update_yaxes(**rows, **where)
 
 
-def _outline(x: float, y: float, style: FigureStyle) -> list[dict]:
-    """Two rectangles around cell (x, y) of the first axes: black, then a thin white core, visible on any colour."""
-    box = dict(type="rect", xref="x", yref="y", x0=x - 0.5, x1=x + 0.5, y0=y - 0.5, y1=y + 0.5)
+def _outlines(cells: list[tuple[int, int]], style: FigureStyle) -> list[dict]:
+    """Rectangles around cells (x, y) of the first axes, black with a thin white core, visible on any colour.
+
+    Two path shapes for all cells, not two rectangles per cell: Plotly validates each shape, and
+    with a rectangle per row that was the largest part of drawing a heatmap."""
+    if not cells:
+        return []
+    path = "".join(f"M{x - 0.5:g},{y - 0.5:g}H{x + 0.5:g}V{y + 0.5:g}H{x - 0.5:g}Z" for x, y in cells)
+    box = dict(type="path", xref="x", yref="y", path=path)
     return [
         dict(box, name="target", line=dict(color="black", width=style.outline_width)),
         dict(box, name="target-core", line=dict(color="white", width=style.outline_width / 3)),
@@ -316,11 +322,11 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
         colorbar=_colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5, thickness=14,
                            title=dict(text="p", side="top")),
     ))
-    beyond, boxes, notes = 0, [], []  # set at once below: add_shape in a loop is quadratic in Plotly
+    beyond, cells, notes = 0, [], []  # set at once below: add_shape in a loop is quadratic in Plotly
     for r, pos in enumerate(rows):
         col = next((i for i, c in enumerate(pos.top, 1) if c.token.id == pos.target.id), None)
         if col is not None:
-            boxes += _outline(col, r, style)
+            cells.append((col, r))
             continue
         label = f"target {escape_text(pos.target.display)}: {percent(pos.p_target)}, rank {pos.rank}"
         beyond = max(beyond, len(label))
@@ -331,7 +337,7 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     _layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
             extra_top=2 * style.label_size)  # the rank ticks above the rows
     _row_axis(fig, [context_label(pos.context) for pos in rows])
-    set_layout(fig, dict(shapes=boxes, annotations=notes,
+    set_layout(fig, dict(shapes=_outlines(cells, style), annotations=notes,
                          xaxis=dict(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
                                     ticktext=[f"rank {r}" for r in range(1, k_cols + 1)])))
     return fig
@@ -389,7 +395,7 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
               for a in fig.layout.to_plotly_json().get("annotations", [])]
     _row_axis(fig, [context_label(c) for c in analysis.contexts[:shown]], row=1, col=1)
     columns = dict(type="category", tickangle=-45)
-    boxes = [box for r in range(shown) for box in _outline(vocab.target_column[r], r, style)]
+    boxes = _outlines([(vocab.target_column[r], r) for r in range(shown)], style)
     set_layout(fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns,
                          xaxis2=columns))
     return fig
