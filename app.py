@@ -23,6 +23,8 @@ from visualizer.settings import Settings  # noqa: E402
 
 CSS_PATH = Path(__file__).parent / "assets" / "app.css"
 TOGGLE_CLASSROOM_JS = "(on) => { document.body.classList.toggle('classroom', !!on); }"
+DOWNLOAD_ID = "download-file"
+START_DOWNLOAD_JS = f"() => document.querySelector('#{DOWNLOAD_ID}')?.click()"
 VIEW_OUTPUTS = 9  # state, summary, 5 figures, detail picker, labels table
 NEWEST = NewestRequests()
 
@@ -30,8 +32,7 @@ NEWEST = NewestRequests()
 def _failure(message: str):
     """Outputs for a failed request: results cleared, one sentence shown."""
     empty = [None] * 5
-    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, None, None, None,
-            gr.skip()]
+    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, gr.skip()]
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -66,14 +67,14 @@ def make_handlers(settings: Settings):
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
             mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
-            analysis, views, files = service_labels.page_analysis(
+            analysis, views = service_labels.page_analysis(
                 text, settings, model, mask, session, top_k=top_k, bos=bos, color_by=color_by,
                 classroom=classroom, on_loading=lambda msg: progress(0, desc=msg),
             )
         except Exception as err:  # noqa: BLE001 - every failure is reported in the page
             outputs = _failure(service.user_message(err))
         else:
-            outputs = [analysis, views.summary, *_views_outputs(analysis, views), views.positions, *files,
+            outputs = [analysis, views.summary, *_views_outputs(analysis, views), views.positions,
                        _picker(analysis, picked)]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
 
@@ -97,6 +98,17 @@ def make_handlers(settings: Settings):
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 
+    def download(kind: str):
+        """A handler that writes one download of the held analysis when its button is clicked."""
+
+        def write(analysis):
+            if analysis is None:
+                gr.Warning("Analyze a text first: there is nothing to download yet.")
+                return None
+            return service.export_file(analysis, kind)
+
+        return write
+
     def from_url(request: gr.Request):
         """Fill the text and classroom mode from ?text=...&classroom=1."""
         params = dict(request.query_params) if request else {}
@@ -104,7 +116,7 @@ def make_handlers(settings: Settings):
         classroom = params.get("classroom", "").lower() in ("1", "true", "yes", "on")
         return text[: settings.max_chars], classroom
 
-    return analyze_page, redraw, redraw_detail, analyze_api, from_url
+    return analyze_page, redraw, redraw_detail, analyze_api, from_url, download
 
 
 def make_label_handlers(settings: Settings) -> SimpleNamespace:
@@ -384,9 +396,10 @@ def main_analysis(settings: Settings, inputs: list) -> dict:
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     """The whole page."""
     settings = settings or Settings.from_env()
-    analyze_page, redraw, redraw_detail, analyze_api, from_url = make_handlers(settings)
+    analyze_page, redraw, redraw_detail, analyze_api, from_url, download = make_handlers(settings)
     steps = make_step_handlers(settings)
-    with gr.Blocks(title="What does the model predict?") as demo:
+    # delete_cache: Gradio's copies of the downloads are removed 10 minutes after they were handed out.
+    with gr.Blocks(title="What does the model predict?", delete_cache=(600, 600)) as demo:
         gr.Markdown("# What does the model predict, and where does its loss come from?\n"
                     "Type a sentence. For every position the model predicts the next token; "
                     "the loss is the average of −ln p(true next token).")
@@ -417,9 +430,10 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             with gr.Tab("Table & export", id="export"):
                 positions = gr.Dataframe(label="Per position", interactive=False, elem_id="positions-table")
                 with gr.Row():
-                    csv_positions = gr.DownloadButton("Per-position CSV", elem_id="dl-positions")
-                    csv_top_k = gr.DownloadButton("Top-K CSV", elem_id="dl-top-k")
-                    json_file = gr.DownloadButton("Analysis JSON", elem_id="dl-json")
+                    downloads = {"positions": gr.Button("⬇ Per-position CSV", elem_id="dl-positions"),
+                                 "top_k": gr.Button("⬇ Top-K CSV", elem_id="dl-top-k"),
+                                 "analysis": gr.Button("⬇ Analysis JSON", elem_id="dl-json")}
+                    download_file = gr.DownloadButton(visible="hidden", elem_id=DOWNLOAD_ID)
             with gr.Tab("Generate", id="generate"):
                 gen = _generate_tab()
                 # A GenerationRun, kept by reference (Gradio deep-copies only a State's initial value); an
@@ -434,7 +448,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         inputs = [text, model, top_k, bos, color_by, classroom, *mask_inputs, request_order]
         main = main_analysis(settings, inputs)
         outputs = [state, summary, strip, top_plot, vocab_plot, loss_plot, detail_plot, detail_k, labels,
-                   positions, csv_positions, csv_top_k, json_file, mask.picked]
+                   positions, mask.picked]
         figures_out = [strip, top_plot, vocab_plot, loss_plot, detail_plot]
         examples = gr.Examples(service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private")
         examples.load_input_event.then(analyze_page, inputs, outputs, **main)
@@ -447,6 +461,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         for control in (color_by, classroom):
             control.change(redraw, [state, color_by, classroom, detail_k], figures_out, api_visibility="private", queue=False)
         classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
+        for kind, button in downloads.items():  # written on click, then handed to the browser
+            button.click(download(kind), [state], download_file, api_visibility="private", concurrency_id="views").success(
+                None, None, None, js=START_DOWNLOAD_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
         gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,

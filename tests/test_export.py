@@ -2,12 +2,16 @@
 
 import io
 import json
+import os
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from visualizer import service, tables
 from visualizer.analysis import analyze
+from visualizer.errors import InputError
 
 
 def test_the_exported_files_hold_the_contract_and_the_tables(tiny_lm, tmp_path):
@@ -44,3 +48,55 @@ def test_the_walkthrough_table_holds_each_rows_probabilities(tiny_lm):
     assert list(table.index) == [f"{p.context} → {p.target.display}" for p in result.positions]
     assert table.to_numpy().tolist() == [vocab.predicted(r) for r in range(len(result.positions))]
     assert table.sum(axis=1).tolist() == pytest.approx([1.0] * len(table), abs=1e-5)
+
+
+def test_each_download_is_written_when_asked_for_and_equals_the_full_export(tiny_lm, tmp_path):
+    result = analyze("the dog likes food", tiny_lm, top_k=2)
+    every = dict(zip(service.EXPORTS, service.export_files(result, str(tmp_path))))
+    for kind, name in service.EXPORTS.items():
+        path = service.export_file(result, kind)
+        assert path.endswith(name) and open(path, "rb").read() == open(every[kind], "rb").read()
+    with pytest.raises(InputError, match="Unknown download"):
+        service.export_file(result, "positions.csv; rm -rf /")
+
+
+def test_old_downloads_are_removed_so_the_disk_does_not_fill(tiny_lm):
+    result = analyze("the dog likes food", tiny_lm, top_k=2)
+    old, recent = Path(service.export_file(result, "analysis")).parent, Path(service.export_file(result, "top_k")).parent
+    stale = time.time() - service.EXPORT_MAX_AGE_S - 1
+    os.utime(old, (stale, stale))
+    service.export_file(result, "positions")
+    assert not old.exists() and recent.exists()
+    assert old.parent == recent.parent == service._export_root()
+
+
+def test_a_page_analysis_writes_no_files(tiny_gpt2_dir, monkeypatch):
+    """The downloads cost nothing until clicked: the page's request itself writes nothing to disk."""
+    from visualizer import service_labels
+    from visualizer.settings import Settings
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("the page's analysis wrote a file")
+
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
+    monkeypatch.setattr(service.tempfile, "mkdtemp", no_disk)
+    monkeypatch.setattr(service, "_write_export", no_disk)
+    analysis, views = service_labels.page_analysis("the dog likes food", settings, settings.model,
+                                                   service_labels.MaskChoice())
+    assert views.summary and len(analysis.positions) == len(analysis.tokens) - 1
+
+
+def test_the_pages_download_buttons_write_the_held_analysis(tiny_gpt2_dir, tiny_lm):
+    import served  # noqa: F401 - puts the project root on sys.path for `import app`
+    import app
+    from visualizer.settings import Settings
+
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
+    download = app.make_handlers(settings)[5]
+    with pytest.warns(UserWarning, match="Analyze a text first"):
+        assert download("analysis")(None) is None  # nothing held yet: no file, no stale download
+    result = analyze("the dog likes food", tiny_lm, top_k=2)
+    assert json.loads(Path(download("analysis")(result)).read_text(encoding="utf-8")) == json.loads(json.dumps(result.to_dict()))
+    assert Path(download("top_k")(result)).read_text(encoding="utf-8").startswith("k,rank,token")
+    frequency, age = app.build_demo(settings).delete_cache  # Gradio's copies of the downloads are removed too
+    assert 0 < frequency <= 3600 and 0 < age <= 3600

@@ -20,7 +20,7 @@ from .batches import BatchResult, analyze_batch
 from .errors import InputError
 from .loading import LoadedModel
 from .masking import chat_example, mask_until
-from .service import Views, batcher, build_views, check_text, export_files, get_model, taking_turns
+from .service import Views, batcher, build_views, check_text, get_model, taking_turns
 from .settings import Settings
 from .shifts import ShiftComparison, double_shift, off_by_one
 from .training import TRAINED, TrainingRun, train_for_session
@@ -84,14 +84,14 @@ def page_analysis(
     text: str, settings: Settings, model: str, mask: MaskChoice, session_id: str | None = None,
     top_k=10, bos: bool = False, color_by: str = "probability", classroom: bool = False,
     on_loading: Callable[[str], None] | None = None,
-) -> tuple[Analysis, Views, tuple[str, str, str]]:
-    """The page's main request: the masked analysis, every view and the export files, made in its
-    turn of the in-flight token budget."""
+) -> tuple[Analysis, Views]:
+    """The page's main request: the masked analysis and every view, made in its turn of the in-flight
+    token budget (the downloads are written when asked for: `service.export_file`)."""
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
     with taking_turns(settings, lm, text, bos):
         analysis = analyze_with_mask(text, settings, model, mask, session_id, top_k=top_k, bos=bos)
-        return analysis, build_views(analysis, color_by, classroom), export_files(analysis)
+        return analysis, build_views(analysis, color_by, classroom)
 
 
 def chat_text(prompt: str, answer: str, settings: Settings, model: str) -> tuple[str, int]:
