@@ -440,19 +440,21 @@ def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
                                  customdata=_bar_hovers(analysis, rows, would_be), hovertemplate=HOVER_CUSTOMDATA,
                                  **_bar_look(masked, len(rows), style)))
     counted = [loss for loss in arrays.losses() if loss is not None]
+    shapes = []
     if counted:
         mean = sum(counted) / len(counted)
-        fig.add_hline(y=mean, line=dict(color=style.text_color, width=max(2, style.bar_line_width), dash="dash"),
-                      name="mean", annotation=dict(
-                          text=f"mean of the {len(counted)} counted bars = {mean:.3f} nats · model loss = "
-                               f"{_fmt(analysis.loss)} · perplexity = {_fmt(analysis.perplexity, 2)}",
-                          xanchor="right", x=1, yanchor="bottom", font=dict(size=style.font_size)))
+        shapes.append(dict(  # in the legend, not written over the bars: the last bars may reach it
+            type="line", xref="x domain", x0=0, x1=1, yref="y", y0=mean, y1=mean, showlegend=True,
+            line=dict(color=style.text_color, width=max(2, style.bar_line_width), dash="dash"),
+            name=f"mean of the {len(counted)} counted bars = {mean:.3f} nats · model loss = "
+                 f"{_fmt(analysis.loss)} · perplexity = {_fmt(analysis.perplexity, 2)}"))
         title = "Where the loss comes from: −ln p(true next token) at each position"
     else:
         title = "Every position is masked: nothing counts, so there is no loss (grey bars: what each would cost)"
     _layout(fig, style, title, 0, extra_top=2 * style.font_size)
     set_layout(fig, dict(
-        showlegend=True, xaxis=dict(type="category", categoryorder="array", categoryarray=labels, tickangle=-45),
+        showlegend=True, shapes=shapes,
+        xaxis=dict(type="category", categoryorder="array", categoryarray=labels, tickangle=-45),
         yaxis=dict(title=dict(text="−ln p(target), nats"), rangemode="tozero", showgrid=True, gridcolor="#e0e0e0"),
     ))
     return fig
