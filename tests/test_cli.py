@@ -88,3 +88,18 @@ def test_json_without_the_walkthrough_table(tiny_gpt2_dir, run_cli):
     full, small = (json.loads(run_cli(a)[1]) for a in (args, [*args, "--no-sentence-vocab"]))
     assert small["sentence_vocab"] is None and full["sentence_vocab"]["probs"]
     assert small["positions"] == full["positions"] and small["loss"] == full["loss"]
+
+
+def test_json_is_the_same_contract_as_the_pages_download(tiny_gpt2_dir, run_cli, tmp_path):
+    """One contract, one encoding: the CLI's line is the app's analysis.json, byte for byte, and it
+    holds what json.dumps writes for the result (non-ASCII kept as UTF-8)."""
+    from visualizer import service
+    from visualizer.analysis import analyze
+    from visualizer.loading import load_model
+
+    text = "le chien aime 🐕 \"vraiment\""
+    out = run_cli(["analyze", text, "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "4"])[1]
+    result = analyze(text, load_model(tiny_gpt2_dir), top_k=4)
+    download = service.export_file(result, "analysis")
+    assert out.encode() == open(download, "rb").read() + b"\n"
+    assert "🐕" in out and json.loads(out) == json.loads(json.dumps(result.to_dict()))

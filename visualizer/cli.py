@@ -6,7 +6,6 @@ Bad input prints one line on stderr and exits with status 2; nothing raises to t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -86,7 +85,7 @@ def run_analyze(args, settings: Settings, out) -> None:
     ]
     if args.format == "json":
         for result in results:
-            out.write(json.dumps(result.to_dict(sentence_vocab=not args.no_sentence_vocab), ensure_ascii=False) + "\n")
+            out.write(result.to_json(sentence_vocab=not args.no_sentence_vocab).decode() + "\n")
     elif args.format == "csv":
         frames = [tables.position_table(r).assign(text=r.text) for r in results]
         import pandas as pd

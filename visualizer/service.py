@@ -21,7 +21,6 @@ from functools import cache
 from pathlib import Path
 from typing import Callable
 
-import orjson
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -222,15 +221,14 @@ def export_file(analysis: Analysis, kind: str) -> str:
 
 
 def _write_export(analysis: Analysis, kind: str, folder: Path) -> str:
-    """One download file in `folder`: a table as CSV, or the JSON contract (UTF-8; orjson, 25-40x
-    faster than json.dumps: 0.85 s at 1024 tokens)."""
+    """One download file in `folder`: a table as CSV, or the JSON contract."""
     path = folder / EXPORTS[kind]
     if kind == "positions":
         tables.position_table(analysis).to_csv(path, index=False)
     elif kind == "top_k":
         tables.top_k_table(analysis).to_csv(path, index=False)
     else:
-        path.write_bytes(orjson.dumps(analysis.to_dict()))
+        path.write_bytes(analysis.to_json())
     return str(path)
 
 
