@@ -2,7 +2,8 @@
 
 Weights: the bundled model's architecture and tokenizer with random weights (the real weights do not
 travel to a machine without the package); shapes, and so timings, are those of SmolLM2-135M.
-Run: python scripts/cuda_check.py CONFIG_DIR OUT.json   (CONFIG_DIR holds config.json + tokenizer files)
+Run: python scripts/cuda_check.py CONFIG_DIR OUT.json [--quick]   (CONFIG_DIR holds config.json + tokenizer files)
+     python scripts/cuda_check.py --build-model CONFIG_DIR   (only save the random-weight model; prints its folder)
 """
 
 from __future__ import annotations
@@ -154,7 +155,10 @@ def timings(lm, lengths=(16, 64, 256, 1024, 2048)) -> list[dict]:
 
 
 def main() -> None:
-    """Run every check and write the results as JSON."""
+    """Run every check and write the results as JSON (or, with --build-model, only print a model folder)."""
+    if sys.argv[1] == "--build-model":
+        print(build_model_dir(Path(sys.argv[2])))
+        return
     config_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     lengths = (16,) if "--quick" in sys.argv else (16, 64, 256, 1024, 2048)
     model_dir = build_model_dir(config_dir)

@@ -15,7 +15,6 @@ from functools import cached_property
 from itertools import accumulate
 
 import numpy as np
-import orjson
 
 from .tokens import Token, TokenDecoder, readable
 
@@ -296,7 +295,10 @@ class Analysis:
 
     def to_json(self, sentence_vocab: bool = True) -> bytes:
         """The JSON contract as compact UTF-8 bytes, the same from the CLI and the page's download
-        (orjson: 25-40x faster than json.dumps, 0.85 s at 1024 tokens; a non-finite number is null)."""
+        (orjson: 25-40x faster than json.dumps, 0.85 s at 1024 tokens; a non-finite number is null).
+        Imported here: the analysis itself needs only torch, numpy and transformers (a GPU machine's check)."""
+        import orjson
+
         return orjson.dumps(self.to_dict(sentence_vocab=sentence_vocab))
 
     def _position_dicts(self) -> list[dict]:
