@@ -47,3 +47,14 @@ def test_readme_front_matter_fits_a_space():
     gradio_pin = re.search(r"^gradio==([\d.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     assert "sdk: gradio" in front and f"sdk_version: {gradio_pin}" in front
     assert 'python_version: "3.11"' in front and "app_file: app.py" in front
+
+
+def test_the_analysis_core_imports_no_ui_libraries():
+    """load -> analyze flows one way: the core runs where only torch, numpy and transformers are
+    installed (a GPU machine's check), and never pulls in the page's libraries."""
+    core = ["analysis", "result", "loading", "tokens", "generation", "lens", "masking", "batches", "shifts",
+            "training", "batching"]
+    code = ("import sys; " + "; ".join(f"import visualizer.{m}" for m in core)
+            + "; print(sorted(m for m in ('gradio', 'plotly', 'pandas', 'orjson', 'fastapi') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
