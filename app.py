@@ -105,8 +105,12 @@ def make_handlers(settings: Settings):
             if analysis is None:
                 gr.Warning("Analyze a text first: there is nothing to download yet.")
                 return None
-            return service.export_file(analysis, kind)
+            try:
+                return service.export_file(analysis, kind)
+            except Exception as err:  # noqa: BLE001 - one sentence, never a traceback
+                raise gr.Error(service.user_message(err)) from None
 
+        write.__name__ = f"download_{kind}"
         return write
 
     def from_url(request: gr.Request):
@@ -398,8 +402,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or Settings.from_env()
     analyze_page, redraw, redraw_detail, analyze_api, from_url, download = make_handlers(settings)
     steps = make_step_handlers(settings)
-    # delete_cache: Gradio's copies of the downloads are removed 10 minutes after they were handed out.
-    with gr.Blocks(title="What does the model predict?", delete_cache=(600, 600)) as demo:
+    # delete_cache: Gradio's copies of the downloads are removed 10-11 minutes after they were handed out.
+    with gr.Blocks(title="What does the model predict?", delete_cache=(60, 600)) as demo:
         gr.Markdown("# What does the model predict, and where does its loss come from?\n"
                     "Type a sentence. For every position the model predicts the next token; "
                     "the loss is the average of −ln p(true next token).")
@@ -462,8 +466,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             control.change(redraw, [state, color_by, classroom, detail_k], figures_out, api_visibility="private", queue=False)
         classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
         for kind, button in downloads.items():  # written on click, then handed to the browser
-            button.click(download(kind), [state], download_file, api_visibility="private", concurrency_id="views").success(
-                None, None, None, js=START_DOWNLOAD_JS)
+            button.click(download(kind), [state], download_file, api_visibility="private", concurrency_id="views",
+                         show_progress_on=button).success(None, None, None, js=START_DOWNLOAD_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
         gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,

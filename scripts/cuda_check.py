@@ -2,7 +2,8 @@
 
 Weights: the bundled model's architecture and tokenizer with random weights (the real weights do not
 travel to a machine without the package); shapes, and so timings, are those of SmolLM2-135M.
-Run: python scripts/cuda_check.py CONFIG_DIR OUT.json [--quick]   (CONFIG_DIR holds config.json + tokenizer files)
+Run: python scripts/cuda_check.py CONFIG_DIR OUT.json [--quick] [--model-dir DIR]
+     (CONFIG_DIR holds config.json + tokenizer files; DIR: a random-weight model already built from it)
      python scripts/cuda_check.py --build-model CONFIG_DIR   (only save the random-weight model; prints its folder)
 """
 
@@ -161,7 +162,8 @@ def main() -> None:
         return
     config_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     lengths = (16,) if "--quick" in sys.argv else (16, 64, 256, 1024, 2048)
-    model_dir = build_model_dir(config_dir)
+    given = sys.argv.index("--model-dir") + 1 if "--model-dir" in sys.argv else None
+    model_dir = sys.argv[given] if given else build_model_dir(config_dir)
     lm = load_model(model_dir)
     cpu_model = _cpu_copy(model_dir)
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none (CPU dry run)"

@@ -20,5 +20,6 @@ if compgen -G "$wheels/*.whl" >/dev/null; then
 fi
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 model=$(python scripts/cuda_check.py --build-model "$config")
+trap 'rm -rf "$model"' EXIT  # ~0.5 GB of random weights
 python -m visualizer.bench --sections analysis,long --model "$model" --out "$out/cuda-bench.json" $quick
-python scripts/cuda_check.py "$config" "$out/cuda-check.json" $quick
+python scripts/cuda_check.py "$config" "$out/cuda-check.json" $quick --model-dir "$model"

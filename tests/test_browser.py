@@ -50,9 +50,10 @@ def page(browser, server):
     """A fresh page that records dialogs and every request it makes."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.dialogs, page.requests = [], []
+    page.dialogs, page.requests, page.analyses = [], [], []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
     page.on("request", lambda r: page.requests.append(r.url))
+    page.on("request", lambda r: "/queue/join" in r.url and page.analyses.append(_sent_values(r.post_data)))
     yield page
     context.close()
 
@@ -68,7 +69,18 @@ def wait_for_summary(page, needle: str, timeout: float = 60_000):
         )
     except PlaywrightTimeout:
         shown = page.evaluate("() => document.querySelector('#summary textarea')?.value")
-        raise AssertionError(f"the loss box never held {needle!r}; it holds {shown!r}") from None
+        raise AssertionError(f"the loss box never held {needle!r}; it holds {shown!r}; the page sent "
+                             f"{getattr(page, 'analyses', '?')}") from None
+
+
+def _sent_values(body: str | None) -> list:
+    """The plain values of a queued event's inputs (text, options, mask, request number), for failure messages."""
+    import json
+
+    try:
+        return [v for v in json.loads(body or "{}").get("data", []) if not isinstance(v, dict)][:12]
+    except ValueError:
+        return []
 
 
 def tick_labels(page, plot_id: str) -> list[str]:
@@ -203,3 +215,24 @@ def test_exports_download_and_figures_offer_png(page, server, tmp_path):
     import json
 
     assert json.loads(path.read_text(encoding="utf-8"))["text"] == "the dog likes food"
+    with page.expect_download() as again:  # the same button twice: the file again
+        page.locator("#dl-json").click()
+    again.value.save_as(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
+
+
+def test_a_download_after_a_failed_analysis_gives_a_warning_and_no_file(page, server):
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    page.get_by_role("tab", name="Table & export").click()
+    with page.expect_download():  # the hidden download button now holds this text's file
+        page.locator("#dl-json").click()
+    page.locator("#text-input textarea").fill("   ")
+    page.locator("#analyze-button").click()
+    wait_for_summary(page, "⚠")
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.locator("#dl-json").click()
+    page.get_by_text("Analyze a text first").first.wait_for(timeout=15_000)
+    page.wait_for_timeout(1_000)
+    assert downloads == []  # not the previous text's file

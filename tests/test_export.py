@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def test_old_downloads_are_removed_so_the_disk_does_not_fill(tiny_lm):
     service.export_file(result, "positions")
     assert not old.exists() and recent.exists()
     assert old.parent == recent.parent == service._export_root()
+    shutil.rmtree(service._export_root())  # as a /tmp cleaner might
+    assert Path(service.export_file(result, "top_k")).is_file()
 
 
 def test_a_page_analysis_writes_no_files(tiny_gpt2_dir, monkeypatch):
@@ -100,3 +103,15 @@ def test_the_pages_download_buttons_write_the_held_analysis(tiny_gpt2_dir, tiny_
     assert Path(download("top_k")(result)).read_text(encoding="utf-8").startswith("k,rank,token")
     frequency, age = app.build_demo(settings).delete_cache  # Gradio's copies of the downloads are removed too
     assert 0 < frequency <= 3600 and 0 < age <= 3600
+
+
+def test_every_trigger_of_the_pages_analysis_gets_as_many_outputs_as_a_failure_gives(tiny_gpt2_dir):
+    """A failed analysis clears the page through the same outputs as a successful one."""
+    import served  # noqa: F401 - puts the project root on sys.path for `import app`
+    import app
+    from visualizer.settings import Settings
+
+    demo = app.build_demo(Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,)))
+    triggers = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "analyze_page"]
+    assert len(triggers) >= 6  # Analyze, Enter, an example, page load, the masking controls
+    assert {len(f.outputs) for f in triggers} == {len(app._failure("x"))}

@@ -224,8 +224,8 @@ def test_loss_bars_grey_out_masked_positions_and_leave_them_out_of_the_mean(tiny
     all_bars = (sum(kept) + sum(masked.y)) / len(labels)
     assert line.y0 == line.y1 == pytest.approx(mean) == pytest.approx(analysis.loss, abs=1e-5)
     assert abs(line.y0 - all_bars) > 1e-6
-    note = line.name  # the legend's entry for the line
-    assert line.showlegend and not fig.layout.annotations
+    assert line.showlegend and line.name == f"mean = {mean:.3f} nats" and not fig.layout.annotations
+    note = fig.layout.title.subtitle.text
     assert f"{mean:.3f}" in note and f"{analysis.loss:.3f}" in note and f"{analysis.perplexity:.2f}" in note
 
 

@@ -424,6 +424,7 @@ def _bar_look(masked: bool, count: int, style: FigureStyle) -> dict:
     if not masked:
         return dict(name="counted in the loss", marker=dict(color=rank_colors(style)[2], line=line))
     return dict(name="masked (not in the loss)", text=["masked"] * count, textposition="outside", opacity=0.55,
+                cliponaxis=False,  # the label above the tallest bar stays whole
                 marker=dict(color=GREY, pattern=dict(shape="/"), line=line))
 
 
@@ -440,20 +441,24 @@ def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
                                  customdata=_bar_hovers(analysis, rows, would_be), hovertemplate=HOVER_CUSTOMDATA,
                                  **_bar_look(masked, len(rows), style)))
     counted = [loss for loss in arrays.losses() if loss is not None]
-    shapes = []
+    shapes, sums = [], ""
     if counted:
         mean = sum(counted) / len(counted)
-        shapes.append(dict(  # in the legend, not written over the bars: the last bars may reach it
+        shapes.append(dict(  # a short legend entry, not a label over the bars: the last bars may reach it
             type="line", xref="x domain", x0=0, x1=1, yref="y", y0=mean, y1=mean, showlegend=True,
-            line=dict(color=style.text_color, width=max(2, style.bar_line_width), dash="dash"),
-            name=f"mean of the {len(counted)} counted bars = {mean:.3f} nats · model loss = "
-                 f"{_fmt(analysis.loss)} · perplexity = {_fmt(analysis.perplexity, 2)}"))
+            name=f"mean = {mean:.3f} nats",
+            line=dict(color=style.text_color, width=max(2, style.bar_line_width), dash="dash")))
+        sums = (f"model loss = {_fmt(analysis.loss)} nats = the mean of the {len(counted)} counted bars · "
+                f"perplexity = {_fmt(analysis.perplexity, 2)}")
         title = "Where the loss comes from: −ln p(true next token) at each position"
     else:
         title = "Every position is masked: nothing counts, so there is no loss (grey bars: what each would cost)"
-    _layout(fig, style, title, 0, extra_top=2 * style.font_size)
+    row = 1.6 * style.font_size  # a legend row; two are kept free so that a narrow page can wrap it
+    _layout(fig, style, title, 0, subtitle=sums, extra_top=2 * row)
+    below_title = fig.layout.margin.t - 2 * row  # px from the top: the legend hangs from here, over no bar
     set_layout(fig, dict(
         showlegend=True, shapes=shapes,
+        legend=dict(yref="container", y=1 - below_title / fig.layout.height, yanchor="top"),
         xaxis=dict(type="category", categoryorder="array", categoryarray=labels, tickangle=-45),
         yaxis=dict(title=dict(text="−ln p(target), nats"), rangemode="tozero", showgrid=True, gridcolor="#e0e0e0"),
     ))

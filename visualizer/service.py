@@ -243,6 +243,7 @@ def _export_root() -> Path:
 def _fresh_export_folder() -> Path:
     """A new folder under the export root, after removing the folders older than EXPORT_MAX_AGE_S."""
     root, now = _export_root(), time.time()
+    root.mkdir(parents=True, exist_ok=True)  # again, should a /tmp cleaner have removed it
     for old in root.iterdir():
         try:
             if now - old.stat().st_mtime > EXPORT_MAX_AGE_S:
