@@ -454,7 +454,8 @@ def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
     else:
         title = "Every position is masked: nothing counts, so there is no loss (grey bars: what each would cost)"
     row = 1.6 * style.font_size  # a legend row; two are kept free so that a narrow page can wrap it
-    _layout(fig, style, title, 0, subtitle=sums, extra_top=2 * row)
+    plot = style.height - 24 - 1.4 * style.title_size - 2 * style.font_size  # the bars' room with a one-row legend
+    _layout(fig, style, title, plot, subtitle=sums, extra_top=2 * row)
     below_title = fig.layout.margin.t - 2 * row  # px from the top: the legend hangs from here, over no bar
     set_layout(fig, dict(
         showlegend=True, shapes=shapes,
