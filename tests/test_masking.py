@@ -44,6 +44,15 @@ def test_masked_loss_is_the_mean_of_the_rest(tiny_lm):
     assert masked.loss == pytest.approx(masked.loss_sum / masked.counted, abs=1e-5)
 
 
+def test_masking_label_0_changes_nothing_and_label_1_removes_one_term(tiny_lm):
+    """What the page's hint for 'first N tokens' says: nothing predicts label 0, so N = 1 is N = 0."""
+    none, first, two = (analyze(TEXT, tiny_lm, mask_first=n) for n in (0, 1, 2))
+    assert first.labels[0] == IGNORE_INDEX and none.labels[0] != IGNORE_INDEX
+    assert (first.loss, first.counted) == (none.loss, none.counted)
+    assert two.counted == none.counted - 1
+    assert two.loss_sum == pytest.approx(none.loss_sum - none.positions[0].loss)
+
+
 def test_bos_shifts_the_indices(tiny_lm):
     plain = mask_until(TEXT, "cat", tiny_lm)
     with_bos = mask_until(TEXT, "cat", tiny_lm, bos=True)
