@@ -512,7 +512,11 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Se
     text, model, top_k, bos, classroom = shared
     main = main_analysis(settings, inputs)
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
-    for trigger in (mask.mode.input, mask.n.submit, mask.marker.submit, mask.picked.input):
+    # N and the marker re-run the analysis as the user edits them, not only on Enter: a click on a mode
+    # right after typing can be sent before the typed value reaches the page's state (seen in Chromium:
+    # 'first N tokens' sent with N = 0), and this later request, numbered after it, then shows the truth.
+    for trigger in (mask.mode.input, mask.n.submit, mask.n.input, mask.marker.submit, mask.marker.blur,
+                    mask.picked.input):
         trigger(analyze_page, inputs, outputs, **main)
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
