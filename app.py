@@ -25,7 +25,6 @@ CSS_PATH = Path(__file__).parent / "assets" / "app.css"
 TOGGLE_CLASSROOM_JS = "(on) => { document.body.classList.toggle('classroom', !!on); }"
 DOWNLOAD_ID = "download-file"
 START_DOWNLOAD_JS = f"() => document.querySelector('#{DOWNLOAD_ID}')?.click()"
-VIEW_OUTPUTS = 9  # state, summary, 5 figures, detail picker, labels table
 NEWEST = NewestRequests()
 
 
