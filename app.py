@@ -57,15 +57,17 @@ def _views_outputs(analysis, views):
 def make_handlers(settings: Settings):
     """The event handlers, closed over one settings object."""
 
-    def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order=None,
-                     request: gr.Request = None, progress=gr.Progress()):
-        """Run one analysis for the page; errors become a message, never a traceback. Analyses run at
-        once, so one that a newer request of the same page overtook shows nothing (`order`: the page's
-        own number for this request, see `number_requests_js`)."""
+    def run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order,
+                     request, progress):
+        """One analysis for the page; errors become a message, never a traceback. Analyses run at once, so
+        one that a newer request of the same page overtook shows nothing (`order`: the page's own number
+        for this request, see `number_requests_js`), nor does one that `held` already shows."""
         session = _session(request)
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
             mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
+            if service_labels.already_shown(held, text, settings, model, mask, top_k=top_k, bos=bos):
+                return [gr.skip()] * len(_failure(""))
             analysis, views = service_labels.page_analysis(
                 text, settings, model, mask, session, top_k=top_k, bos=bos, color_by=color_by,
                 classroom=classroom, on_loading=lambda msg: progress(0, desc=msg),
@@ -76,6 +78,18 @@ def make_handlers(settings: Settings):
             outputs = [analysis, views.summary, *_views_outputs(analysis, views), views.positions,
                        _picker(analysis, picked)]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
+
+    def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order=None,
+                     request: gr.Request = None, progress=gr.Progress()):
+        """Run one analysis for the page (text, model or options changed, or Analyze pressed)."""
+        return run_analysis(None, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
+                            order, request, progress)
+
+    def analyze_masking(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
+                        order=None, request: gr.Request = None, progress=gr.Progress()):
+        """After a masking control is touched: the analysis, unless the labels that count stayed the same."""
+        return run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
+                            order, request, progress)
 
     def redraw(analysis, color_by, classroom, detail_k):
         """Redraw the figures from the held analysis (no forward pass)."""
@@ -119,7 +133,8 @@ def make_handlers(settings: Settings):
         classroom = params.get("classroom", "").lower() in ("1", "true", "yes", "on")
         return text[: settings.max_chars], classroom
 
-    return analyze_page, redraw, redraw_detail, analyze_api, from_url, download
+    return SimpleNamespace(**{f.__name__: f for f in (
+        analyze_page, analyze_masking, redraw, redraw_detail, analyze_api, from_url, download)})
 
 
 def make_label_handlers(settings: Settings) -> SimpleNamespace:
@@ -400,7 +415,8 @@ def main_analysis(settings: Settings, inputs: list) -> dict:
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     """The whole page."""
     settings = settings or Settings.from_env()
-    analyze_page, redraw, redraw_detail, analyze_api, from_url, download = make_handlers(settings)
+    page = make_handlers(settings)
+    analyze_page, redraw, redraw_detail, download = page.analyze_page, page.redraw, page.redraw_detail, page.download
     steps = make_step_handlers(settings)
     # delete_cache: Gradio's copies of the downloads are removed 10-11 minutes after they were handed out.
     with gr.Blocks(title="What does the model predict?", delete_cache=(60, 600)) as demo:
@@ -469,15 +485,15 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             button.click(download(kind), [state], download_file, api_visibility="private", concurrency_id="views",
                          show_progress_on=button).success(None, None, None, js=START_DOWNLOAD_JS)
         detail_k.input(redraw_detail, [state, detail_k, classroom], detail_plot, api_visibility="private", queue=False)
-        gr.api(analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
+        gr.api(page.analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
                     lens_outputs, settings)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
         label_handlers = make_label_handlers(settings)
         _wire_labels(label_handlers, tabs_l, mask, [text, model, top_k, bos, classroom], inputs, outputs,
-                     analyze_page, settings)
+                     page, state, settings)
         demo.unload(label_handlers.release)
-        demo.load(from_url, None, [text, classroom], api_visibility="private", queue=False).then(
+        demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             analyze_page, inputs, outputs, **main)
     return demo
 
@@ -506,20 +522,21 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
     gr.api(steps.lens_api, api_name="lens", concurrency_id="views")
 
 
-def _wire_labels(h, c, mask, shared, inputs, outputs, analyze_page, settings: Settings) -> None:
+def _wire_labels(h, c, mask, shared, inputs, outputs, page, state, settings: Settings) -> None:
     """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
     text, model, top_k, bos, classroom = shared
-    main = main_analysis(settings, inputs)
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
     # N and the marker re-run the analysis as the user edits them, not only on Enter: a click on a mode
     # right after typing can be sent before the typed value reaches the page's state (seen in Chromium:
     # 'first N tokens' sent with N = 0), and this later request, numbered after it, then shows the truth.
+    # Each is skipped when the held analysis already has those labels (N edited in mode 'none', a blur).
+    held_inputs = [state, *inputs]
     for trigger in (mask.mode.input, mask.n.submit, mask.n.input, mask.marker.submit, mask.marker.blur,
                     mask.picked.input):
-        trigger(analyze_page, inputs, outputs, **main)
+        trigger(page.analyze_masking, held_inputs, outputs, **main_analysis(settings, held_inputs))
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
-        analyze_page, inputs, outputs, **main)
+        page.analyze_page, inputs, outputs, **main_analysis(settings, inputs))
     c.batch_run.click(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
                       [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
                       concurrency_id="views")

@@ -175,7 +175,7 @@ def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     from visualizer import service_labels
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    analyze_page = app.make_handlers(settings)[0]
+    analyze_page = app.make_handlers(settings).analyze_page
     request = type("Request", (), {"session_hash": "page-1"})()
     args = ("the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", [])
     shown = analyze_page(*args, request=request, progress=lambda *a, **k: None)
@@ -189,6 +189,34 @@ def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     monkeypatch.setattr(service_labels, "page_analysis", overtaken)
     stale = analyze_page(*args, request=request, progress=lambda *a, **k: None)
     assert len(stale) == len(shown) and all(isinstance(o, type(gr.skip())) for o in stale)
+
+
+def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(tiny_gpt2_dir, monkeypatch):
+    """N edited in mode 'none' needs no forward pass; and the page ends on what it shows, not on an older
+    request still running (the skipped request is numbered too)."""
+    import gradio as gr
+
+    import app
+    from visualizer import service_labels
+
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
+    handlers = app.make_handlers(settings)
+    request = type("Request", (), {"session_hash": "page-2"})()
+    quiet = dict(request=request, progress=lambda *a, **k: None)
+    args = ["the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", []]
+    held = handlers.analyze_page(*args, **quiet)[0]
+    runs = []
+    real = service_labels.page_analysis
+    monkeypatch.setattr(service_labels, "page_analysis", lambda *a, **k: runs.append(a[3]) or real(*a, **k))
+
+    older = app.NEWEST.begin("page-2")  # an analysis of this page, still running
+    skipped = handlers.analyze_masking(held, *args[:7], 3, "", [], **quiet)  # N = 3, mode 'none'
+    assert runs == [] and all(isinstance(o, type(gr.skip())) for o in skipped)
+    assert not app.NEWEST.is_newest("page-2", older)
+    assert all(isinstance(o, type(gr.skip())) for o in handlers.analyze_masking(held, *args[:6], "first N tokens", 0,
+                                                                                  "", [], **quiet))
+    shown = handlers.analyze_masking(held, *args[:6], "first N tokens", 2, "", [], **quiet)
+    assert [m.first_n for m in runs] == [2] and shown[0].labels[:2] == [-100, -100]
 
 
 def test_release_freed_memory_is_safe_to_call():
@@ -212,8 +240,8 @@ def test_the_app_runs_main_analyses_batch_size_at_once_and_other_views_apart(tin
     for fn in demo.fns.values():
         if fn.concurrency_id in ("analysis", "views"):
             groups.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
-    page = [fn for fn in demo.fns.values() if fn.name == "analyze_page"]
-    assert page and all(fn.concurrency_id == "analysis" for fn in page)
+    page = [fn for fn in demo.fns.values() if fn.name in ("analyze_page", "analyze_masking")]
+    assert {fn.name for fn in page} == {"analyze_page", "analyze_masking"} and all(fn.concurrency_id == "analysis" for fn in page)
     assert groups["analysis"] == {7}  # every member of the group says 7: Gradio takes the smallest
     assert groups["views"] == {"default"}  # the queue's default: analysis_concurrency
 

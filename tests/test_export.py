@@ -95,7 +95,7 @@ def test_the_pages_download_buttons_write_the_held_analysis(tiny_gpt2_dir, tiny_
     from visualizer.settings import Settings
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    download = app.make_handlers(settings)[5]
+    download = app.make_handlers(settings).download
     with pytest.warns(UserWarning, match="Analyze a text first"):
         assert download("analysis")(None) is None  # nothing held yet: no file, no stale download
     result = analyze("the dog likes food", tiny_lm, top_k=2)
@@ -112,6 +112,6 @@ def test_every_trigger_of_the_pages_analysis_gets_as_many_outputs_as_a_failure_g
     from visualizer.settings import Settings
 
     demo = app.build_demo(Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,)))
-    triggers = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "analyze_page"]
-    assert len(triggers) >= 6  # Analyze, Enter, an example, page load, the masking controls
+    triggers = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") in ("analyze_page", "analyze_masking")]
+    assert len(triggers) >= 10  # Analyze, Enter, an example, page load, the chat example, the masking controls
     assert {len(f.outputs) for f in triggers} == {len(app._failure("x"))}

@@ -12,7 +12,7 @@ from visualizer.errors import InputError
 from visualizer.figures import escape_text
 from visualizer.loading import load_model
 from visualizer.service_labels import (
-    COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, analyze_with_mask, chat_text, compare_models,
+    COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, chat_text, compare_models,
     reset_training, run_batch, run_shift, run_training,
 )
 from visualizer.settings import Settings
@@ -39,6 +39,33 @@ def test_mask_choices_set_labels(settings, mask, expected):
     assert [i for i, label in enumerate(result.labels) if label == IGNORE_INDEX] == expected
     counted = [p.loss for p in result.positions if p.loss is not None]
     assert result.counted == len(counted) and result.loss == pytest.approx(sum(counted) / len(counted), abs=1e-5)
+
+
+CHOICES = [MaskChoice(), MaskChoice("none", first_n=4, marker="likes"), MaskChoice("first N tokens"),
+           MaskChoice("first N tokens", first_n=1), MaskChoice("first N tokens", first_n=2),
+           MaskChoice("up to a marker", marker="likes"), MaskChoice("up to a marker", marker="the dog likes"),
+           MaskChoice("picked tokens", picked=(0,)), MaskChoice("picked tokens", picked=(2, 5)),
+           MaskChoice("picked tokens", picked=(5, 2, 5)), MaskChoice("first N tokens", first_n=99)]
+
+
+@pytest.mark.parametrize("shown", range(len(CHOICES)))
+def test_a_masking_change_is_already_shown_exactly_when_the_labels_stay_the_same(settings, shown):
+    held = analyze_with_mask(TEXT, settings, settings.model, CHOICES[shown], top_k=5)
+    for choice in CHOICES:
+        same = analyze_with_mask(TEXT, settings, settings.model, choice, top_k=5).labels == held.labels
+        assert already_shown(held, TEXT, settings, settings.model, choice, top_k=5) is same, choice
+    assert already_shown(held, TEXT, settings, settings.model, CHOICES[shown], top_k=5)
+
+
+def test_anything_else_changed_is_never_already_shown(settings):
+    held = analyze_with_mask(TEXT, settings, settings.model, MaskChoice(), top_k=5)
+    kept = dict(settings=settings, model=settings.model, mask=MaskChoice(), top_k=5, bos=False)
+    assert already_shown(held, TEXT, **kept)
+    for change in (dict(top_k=6), dict(bos=True), dict(model=TRAINED_CHOICE), dict(model="another/model"),
+                   dict(mask=MaskChoice("first N tokens", first_n=-1)), dict(mask=MaskChoice("no such mode"))):
+        assert not already_shown(held, TEXT, **{**kept, **change}), change
+    assert not already_shown(held, TEXT + " too", **kept)
+    assert not already_shown(None, TEXT, **kept)
 
 
 def test_marker_masks_up_to_and_including_it(settings):

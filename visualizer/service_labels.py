@@ -15,10 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import figures, label_figures
-from .analysis import Analysis, analyze
+from .analysis import IGNORE_INDEX, Analysis, analyze
 from .batches import BatchResult, analyze_batch
 from .errors import InputError
-from .loading import LoadedModel
+from .loading import LoadedModel, is_loaded
 from .masking import chat_example, mask_until
 from .service import Views, batcher, build_views, check_text, get_model, taking_turns
 from .settings import Settings
@@ -92,6 +92,22 @@ def page_analysis(
     with taking_turns(settings, lm, text, bos):
         analysis = analyze_with_mask(text, settings, model, mask, session_id, top_k=top_k, bos=bos)
         return analysis, build_views(analysis, color_by, classroom)
+
+
+def already_shown(held: Analysis | None, text: str, settings: Settings, model: str, mask: MaskChoice,
+                  top_k=10, bos: bool = False) -> bool:
+    """Whether `held` already is the analysis this request asks for: same text, configured model, top-K,
+    BOS and labels. A masking control touched without changing which labels count (N edited while the
+    mode is 'none', a marker box left as it was) then needs no forward pass. Never for the trained copy,
+    which training again changes; any doubt (a bad field, a model not loaded) answers False."""
+    if (held is None or model == TRAINED_CHOICE or held.model != (model or settings.model) or held.text != text
+            or held.bos != bool(bos) or held.top_k != top_k or not is_loaded(held.model)):
+        return False
+    try:
+        masked = set(mask.indices(text, get_model(held.model, settings), bool(bos), settings.max_tokens))
+    except Exception:  # noqa: BLE001 - the full analysis reports it
+        return False
+    return held.labels == [IGNORE_INDEX if i in masked else t for i, t in enumerate(held.input_ids)]
 
 
 def chat_text(prompt: str, answer: str, settings: Settings, model: str) -> tuple[str, int]:
