@@ -264,9 +264,9 @@ def _labels_tabs(settings: Settings) -> SimpleNamespace:
             c.compare = gr.Button("Compare on the text", variant="primary", elem_id="compare-run")
         c.compare_note = gr.Markdown("With only one model installed, train a copy first: it appears as "
                                      f"'{TRAINED_CHOICE}'.")
-        with gr.Row():
-            c.plot_a = gr.Plot(show_label=False, elem_id="compare-plot-a")
-            c.plot_b = gr.Plot(show_label=False, elem_id="compare-plot-b")
+        # One above the other: at half a 1280 px page the top-K heatmap's cells and a classroom title do not fit.
+        c.plot_a = gr.Plot(show_label=False, elem_id="compare-plot-a")
+        c.plot_b = gr.Plot(show_label=False, elem_id="compare-plot-b")
         c.diff = gr.Plot(show_label=False, elem_id="compare-diff")
     return c
 

@@ -130,7 +130,21 @@ def test_compare_two_models(settings, tiny_llama_dir, view):
     a = analyze(TEXT, load_model(settings.model))
     b = analyze(TEXT, load_model(tiny_llama_dir))
     assert list(diff.data[0].y) == pytest.approx([pb.loss - pa.loss for pa, pb in zip(a.positions, b.positions)], abs=1e-5)
-    assert escape_text(tiny_llama_dir) in fig_b.layout.title.text
+    name_a = settings.model if len(settings.model) <= 32 else "…" + settings.model[-31:]
+    assert fig_a.layout.title.text == f"A: {escape_text(name_a)} · loss = {a.loss:.3f} nats"
+    assert fig_b.layout.title.text.startswith("B: …") and tiny_llama_dir.endswith(fig_b.layout.title.text[4:].split(" · ")[0])
+    assert len(fig_b.layout.title.text.split(" · ")[0]) == len("B: ") + 32  # the name's end: short enough for half a screen
+    assert f"{b.loss:.3f} nats" in fig_b.layout.title.text and "B − A" in diff.layout.title.text
+    if view == "loss per position":
+        assert fig_b.layout.title.subtitle.text == f"the mean of the {b.counted} counted bars · perplexity = {b.perplexity:.2f}"
+
+
+def test_side_by_side_names_are_cut_to_their_end_and_escaped():
+    from visualizer.service_labels import short_name
+
+    assert short_name("SmolLM2-135M-Instruct") == "SmolLM2-135M-Instruct"
+    assert short_name("/home/me/" + "x" * 40 + "/tiny-gpt2", 20) == "…" + ("x" * 40 + "/tiny-gpt2")[-19:]
+    assert len(short_name("a" * 100)) == 32
 
 
 def test_markup_in_batch_and_shift_figures_is_escaped(settings):

@@ -197,8 +197,8 @@ def run_training(
     style = _style(classroom)
     return TrainingViews(
         run=run, curve=label_figures.training_curve(run, style), heatmap=label_figures.training_heatmap(run, style),
-        before=_titled(figures.sentence_vocab_heatmap(before, style), "Before training"),
-        after=_titled(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps (trained copy)"),
+        before=_headed(figures.sentence_vocab_heatmap(before, style), "Before training", before),
+        after=_headed(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after),
         summary=training_summary(run, before, after),
     )
 
@@ -249,7 +249,8 @@ def compare_models(text: str, settings: Settings, model_a: str, model_b: str, vi
     style = _style(classroom)
     draw = {"loss per position": figures.loss_bars, "top-K": figures.top_k_heatmap,
             "predicted vs true": figures.sentence_vocab_heatmap}[view]
-    return _titled(draw(a, style), a.model), _titled(draw(b, style), b.model), loss_difference(a, b, style)
+    return (_headed(draw(a, style), f"A: {short_name(a.model)}", a), _headed(draw(b, style), f"B: {short_name(b.model)}", b),
+            loss_difference(a, b, style))
 
 
 def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figures.NORMAL) -> go.Figure:
@@ -259,19 +260,32 @@ def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figur
             for pa, pb in zip(a.positions, b.positions)]
     colors = [label_figures.CELL_COLORS[0] if (d or 0) <= 0 else label_figures.CELL_COLORS[2] for d in diff]
     fig = go.Figure(go.Bar(x=x, y=diff, marker=dict(color=colors), name="difference"))
-    title = (f"Loss difference per position: {figures.escape_text(b.model)} − {figures.escape_text(a.model)} "
-             f"(mean {_num(b.loss)} − {_num(a.loss)})")
+    title = f"Loss difference per position, B − A (mean {_num(b.loss)} − {_num(a.loss)} nats)"
     figures._layout(fig, style, title, 0)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=x, tickangle=-45)
     fig.update_yaxes(title=dict(text="Δ −ln p, nats (below 0: b is better)"), zeroline=True)
     return fig
 
 
-def _titled(fig: go.Figure, title: str) -> go.Figure:
-    """The figure with its title prefixed, escaped (model names can be paths)."""
-    current = fig.layout.title.text or ""
-    fig.update_layout(title_text=f"{figures.escape_text(title)}: {current}")
+HEADER_NAME_CHARS = 32
+"""A model name in a side-by-side figure's title keeps its last this many characters."""
+
+
+def _headed(fig: go.Figure, label: str, analysis: Analysis) -> go.Figure:
+    """A figure shown beside another, titled short enough for half a classroom screen: which one it is and
+    its loss ('A: SmolLM2-135M-Instruct · loss = 6.366 nats'). The view's own long title is dropped (the
+    page names the view); a loss-bars subtitle is shortened; any other subtitle (rows left out) stays."""
+    title = f"{figures.escape_text(label)} · loss = {_num(analysis.loss)} nats"
+    subtitle = fig.layout.title.subtitle.text or ""
+    if subtitle.startswith("model loss"):
+        subtitle = f"the mean of the {analysis.counted} counted bars · perplexity = {_num(analysis.perplexity, 2)}"
+    fig.update_layout(title_text=title, title_subtitle_text=subtitle)
     return fig
+
+
+def short_name(name: str, chars: int = HEADER_NAME_CHARS) -> str:
+    """A model name cut to its last `chars` characters: '/home/me/models/tiny-gpt2' -> '…/models/tiny-gpt2'."""
+    return name if len(name) <= chars else "…" + name[-(chars - 1):]
 
 
 def _style(classroom: bool) -> figures.FigureStyle:
@@ -279,6 +293,6 @@ def _style(classroom: bool) -> figures.FigureStyle:
     return figures.CLASSROOM if classroom else figures.NORMAL
 
 
-def _num(value: float | None) -> str:
+def _num(value: float | None, digits: int = 3) -> str:
     """'10.387' or '—'."""
-    return "—" if value is None else f"{value:.3f}"
+    return "—" if value is None else f"{value:.{digits}f}"
