@@ -48,7 +48,8 @@ for n in map(int, sys.argv[2].split(",")):
         service.build_views(result)
         views = time.perf_counter() - start
         start = time.perf_counter()
-        service.export_files(result, tempfile.mkdtemp())
+        with tempfile.TemporaryDirectory() as folder:  # removed again: a probe leaves nothing in /tmp
+            service.export_files(result, folder)
         rows.append((outside, views, time.perf_counter() - start))
     out[n] = rows[1:]
 print(json.dumps(out))
