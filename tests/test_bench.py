@@ -104,9 +104,13 @@ def test_the_long_text_check_sees_an_array_as_wide_as_the_vocabulary(tiny_lm):
     assert not bench.holds_vocab_rows(whole, vocab_size)
 
 
-def test_the_script_comparing_checkouts_runs(tiny_llama_dir, capsys):
+def test_the_script_comparing_checkouts_runs_and_leaves_no_files(tiny_llama_dir, capsys, tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the probe processes' temporary folders go here
 
     path = Path(__file__).resolve().parent.parent / "scripts" / "work_around_forward.py"
     spec = importlib.util.spec_from_file_location("work_around_forward", path)
@@ -116,3 +120,4 @@ def test_the_script_comparing_checkouts_runs(tiny_llama_dir, capsys):
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split()[1] for row in rows] == ["16", "40"]
     assert all(float(value) >= 0 for row in rows for value in row.split()[2:])
+    assert list(temp.iterdir()) == []
