@@ -43,9 +43,11 @@ def test_readme_python_snippet_runs(bundled_lm, capsys, monkeypatch):
     assert "(3,) (3, 5)" in printed and "the dog likes" in printed
 
 
-def test_every_table_row_belongs_to_a_table():
+@pytest.mark.parametrize("name", ["README.md", "BENCHMARKS.md"])
+def test_every_table_row_belongs_to_a_table(name):
     """A blank line ends a Markdown table: rows after it would show as plain text with pipes."""
-    prose = re.sub(r"```.*?```", "", README, flags=re.S)  # code blocks may hold pipes
+    text = (Path(__file__).resolve().parent.parent / name).read_text()
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)  # code blocks may hold pipes
     for block in re.findall(r"(?:^\|.*\n)+", prose, flags=re.M):
         lines = block.splitlines()
         assert len(lines) >= 2 and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1]), lines[0][:60]
