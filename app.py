@@ -22,7 +22,11 @@ from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E4
 from visualizer.settings import Settings  # noqa: E402
 
 CSS_PATH = Path(__file__).parent / "assets" / "app.css"
-TOGGLE_CLASSROOM_JS = "(on) => { document.body.classList.toggle('classroom', !!on); }"
+# A resize event makes Gradio measure the tab bar again and Plotly fit each figure to its box: neither
+# notices new font sizes, nor a figure drawn while its tab was hidden (Plotly then draws it 700 px wide).
+RELAYOUT = "requestAnimationFrame(() => window.dispatchEvent(new Event('resize')))"
+TOGGLE_CLASSROOM_JS = f"(on) => {{ document.body.classList.toggle('classroom', !!on); {RELAYOUT}; }}"
+RELAYOUT_JS = f"() => {{ {RELAYOUT}; }}"
 DOWNLOAD_ID = "download-file"
 START_DOWNLOAD_JS = f"() => document.querySelector('#{DOWNLOAD_ID}')?.click()"
 NEWEST = NewestRequests()
@@ -489,6 +493,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, [model, bos, classroom], lens_inputs,
                     lens_outputs, settings)
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
+        tabs.select(None, None, None, js=RELAYOUT_JS)
         label_handlers = make_label_handlers(settings)
         _wire_labels(label_handlers, tabs_l, mask, [text, model, top_k, bos, classroom], inputs, outputs,
                      page, state, settings)

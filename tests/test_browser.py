@@ -158,6 +158,31 @@ def test_classroom_mode_from_the_toggle_and_the_url(page, server, tmp_path):
     page.screenshot(path=str(tmp_path / "classroom.png"), full_page=True)
 
 
+CLIPPED_TABS_JS = """() => [...document.querySelectorAll('[role=tablist] button')]
+    .filter(b => b.offsetParent && b.scrollWidth > b.clientWidth).map(b => b.textContent)"""
+
+
+def test_classroom_tab_names_are_whole_and_a_figure_drawn_while_hidden_fills_its_box(page, server):
+    page.goto(server + "/?classroom=1")
+    wait_for_summary(page, "4 tokens")
+    page.wait_for_function("() => document.body.classList.contains('classroom')")
+    page.wait_for_timeout(500)
+    assert page.evaluate(CLIPPED_TABS_JS) == []  # the ones that do not fit are behind the "more" button
+    page.locator("#classroom input[type=checkbox]").uncheck()
+    page.locator("#classroom input[type=checkbox]").check()
+    page.wait_for_timeout(500)
+    assert page.evaluate(CLIPPED_TABS_JS) == []
+    page.get_by_role("tab", name="Loss").click()
+    page.get_by_role("tab", name="Predictions").click()
+    analyze_text(page, "I am happy today because it is sunny")  # the loss bars are redrawn while hidden
+    wait_for_summary(page, "8 tokens")
+    page.get_by_role("tab", name="Loss").click()
+    wait_for_tick(page, "loss-bars", "sunny")
+    page.wait_for_function("""() => Math.abs(document.querySelector('#loss-bars .main-svg').getAttribute('width')
+                                             - document.querySelector('#loss-bars').clientWidth) < 30""",
+                           timeout=5_000)
+
+
 def test_clicking_an_example_runs_it(page, server):
     page.goto(server)
     wait_for_summary(page, "4 tokens")
