@@ -62,15 +62,18 @@ def make_handlers(settings: Settings):
     """The event handlers, closed over one settings object."""
 
     def run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order,
-                     request, progress):
-        """One analysis for the page; errors become a message, never a traceback. Analyses run at once, so
-        one that a newer request of the same page overtook shows nothing (`order`: the page's own number
-        for this request, see `number_requests_js`), nor does one that `held` already shows."""
+                     request, progress, skip_if_shown=False):
+        """One analysis for the page; errors become a message, never a traceback. `held`: the analysis
+        the page shows, which keeps the picked tokens that still mean the same token and, with
+        `skip_if_shown`, makes a request that would give the same labels show nothing. Analyses run at
+        once, so one that a newer request of the same page overtook shows nothing (`order`: the page's
+        own number for this request, see `number_requests_js`)."""
         session = _session(request)
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
-            mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
-            if service_labels.already_shown(held, text, settings, model, mask, top_k=top_k, bos=bos):
+            picked = service_labels.picks_still_meant(held, text, settings, model, picked, bos, session)
+            mask = MaskChoice(mask_mode, mask_n or 0, marker or "", picked)
+            if skip_if_shown and service_labels.already_shown(held, text, settings, model, mask, top_k=top_k, bos=bos):
                 return [gr.skip()] * len(_failure(""))
             analysis, views = service_labels.page_analysis(
                 text, settings, model, mask, session, top_k=top_k, bos=bos, color_by=color_by,
@@ -83,17 +86,17 @@ def make_handlers(settings: Settings):
                        _picker(analysis, picked)]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
 
-    def analyze_page(text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order=None,
-                     request: gr.Request = None, progress=gr.Progress()):
+    def analyze_page(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
+                     order=None, request: gr.Request = None, progress=gr.Progress()):
         """Run one analysis for the page (text, model or options changed, or Analyze pressed)."""
-        return run_analysis(None, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
+        return run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
                             order, request, progress)
 
     def analyze_masking(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
                         order=None, request: gr.Request = None, progress=gr.Progress()):
         """After a masking control is touched: the analysis, unless the labels that count stayed the same."""
         return run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
-                            order, request, progress)
+                            order, request, progress, skip_if_shown=True)
 
     def redraw(analysis, color_by, classroom, detail_k):
         """Redraw the figures from the held analysis (no forward pass)."""
@@ -469,7 +472,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             tabs_l = _labels_tabs(settings)
         mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
         request_order = gr.Number(0, precision=0, visible=False, elem_id="request-order")
-        inputs = [text, model, top_k, bos, color_by, classroom, *mask_inputs, request_order]
+        inputs = [state, text, model, top_k, bos, color_by, classroom, *mask_inputs, request_order]
         main = main_analysis(settings, inputs)
         outputs = [state, summary, strip, top_plot, vocab_plot, loss_plot, detail_plot, detail_k, labels,
                    positions, mask.picked]
@@ -496,7 +499,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         tabs.select(None, None, None, js=RELAYOUT_JS)
         label_handlers = make_label_handlers(settings)
         _wire_labels(label_handlers, tabs_l, mask, [text, model, top_k, bos, classroom], inputs, outputs,
-                     page, state, settings)
+                     page, settings)
         demo.unload(label_handlers.release)
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             analyze_page, inputs, outputs, **main)
@@ -527,7 +530,7 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
     gr.api(steps.lens_api, api_name="lens", concurrency_id="views")
 
 
-def _wire_labels(h, c, mask, shared, inputs, outputs, page, state, settings: Settings) -> None:
+def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) -> None:
     """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
     text, model, top_k, bos, classroom = shared
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
@@ -535,10 +538,9 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, page, state, settings: Set
     # right after typing can be sent before the typed value reaches the page's state (seen in Chromium:
     # 'first N tokens' sent with N = 0), and this later request, numbered after it, then shows the truth.
     # Each is skipped when the held analysis already has those labels (N edited in mode 'none', a blur).
-    held_inputs = [state, *inputs]
     for trigger in (mask.mode.input, mask.n.submit, mask.n.input, mask.marker.submit, mask.marker.blur,
                     mask.picked.input):
-        trigger(page.analyze_masking, held_inputs, outputs, **main_analysis(settings, held_inputs))
+        trigger(page.analyze_masking, inputs, outputs, **main_analysis(settings, inputs))
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
         page.analyze_page, inputs, outputs, **main_analysis(settings, inputs))

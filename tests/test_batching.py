@@ -177,7 +177,7 @@ def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
     analyze_page = app.make_handlers(settings).analyze_page
     request = type("Request", (), {"session_hash": "page-1"})()
-    args = ("the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", [])
+    args = (None, "the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", [])
     shown = analyze_page(*args, request=request, progress=lambda *a, **k: None)
     assert shown[0] is not None and "loss" in shown[1]
     real = service_labels.page_analysis
@@ -204,7 +204,7 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
     request = type("Request", (), {"session_hash": "page-2"})()
     quiet = dict(request=request, progress=lambda *a, **k: None)
     args = ["the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", []]
-    held = handlers.analyze_page(*args, **quiet)[0]
+    held = handlers.analyze_page(None, *args, **quiet)[0]
     runs = []
     real = service_labels.page_analysis
     monkeypatch.setattr(service_labels, "page_analysis", lambda *a, **k: runs.append(a[3]) or real(*a, **k))
@@ -217,6 +217,20 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
                                                                                   "", [], **quiet))
     shown = handlers.analyze_masking(held, *args[:6], "first N tokens", 2, "", [], **quiet)
     assert [m.first_n for m in runs] == [2] and shown[0].labels[:2] == [-100, -100]
+
+
+def test_a_new_text_does_not_inherit_picks_that_named_other_tokens(tiny_gpt2_dir):
+    import app
+
+    settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
+    handlers = app.make_handlers(settings)
+    quiet = dict(request=type("Request", (), {"session_hash": "page-3"})(), progress=lambda *a, **k: None)
+    options = [tiny_gpt2_dir, 5, False, "probability", False, "picked tokens", 0, ""]
+    held = handlers.analyze_page(None, "the dog likes food", *options, [1, 3], **quiet)[0]
+    assert [i for i, label in enumerate(held.labels) if label == -100] == [1, 3]
+    edited = handlers.analyze_page(held, "the dog likes fish and more", *options, [1, 3], **quiet)
+    assert [i for i, label in enumerate(edited[0].labels) if label == -100] == [1]  # token 3 is another one now
+    assert edited[-1].value == [1]  # and the page's ticks say so
 
 
 def test_release_freed_memory_is_safe_to_call():

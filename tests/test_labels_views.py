@@ -12,7 +12,7 @@ from visualizer.errors import InputError
 from visualizer.figures import escape_text
 from visualizer.loading import load_model
 from visualizer.service_labels import (
-    COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, chat_text, compare_models,
+    COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, picks_still_meant, chat_text, compare_models,
     reset_training, run_batch, run_shift, run_training,
 )
 from visualizer.settings import Settings
@@ -66,6 +66,19 @@ def test_anything_else_changed_is_never_already_shown(settings):
         assert not already_shown(held, TEXT, **{**kept, **change}), change
     assert not already_shown(held, TEXT + " too", **kept)
     assert not already_shown(None, TEXT, **kept)
+
+
+def test_picks_are_kept_only_where_the_text_up_to_them_is_unchanged(settings):
+    held = analyze_with_mask(TEXT, settings, settings.model, MaskChoice("picked tokens", picked=(2, 5)))
+    tokens = [t.text for t in held.tokens]
+    keep = lambda text, picked=(2, 5): picks_still_meant(held, text, settings, settings.model, picked)  # noqa: E731
+    assert keep(TEXT) == (2, 5)
+    assert keep(TEXT + " too") == (2, 5)  # an edit after both
+    assert keep("".join(tokens[:4]) + " and a bird") == (2,)  # an edit between them
+    assert keep("a cat likes food and the cat likes fish") == ()  # the first token changed
+    assert keep("".join(tokens[:3])) == (2,)  # cut after the first pick
+    assert keep(TEXT, ()) == () and picks_still_meant(None, "x", settings, settings.model, [3]) == (3,)
+    assert picks_still_meant(held, TEXT, settings, settings.model, (2,), bos=True) == ()  # BOS shifts every index
 
 
 def test_marker_masks_up_to_and_including_it(settings):

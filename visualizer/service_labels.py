@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import figures, label_figures
-from .analysis import IGNORE_INDEX, Analysis, analyze
+from .analysis import IGNORE_INDEX, Analysis, analyze, encode
 from .batches import BatchResult, analyze_batch
 from .errors import InputError
 from .loading import LoadedModel, is_loaded
@@ -108,6 +108,24 @@ def already_shown(held: Analysis | None, text: str, settings: Settings, model: s
     except Exception:  # noqa: BLE001 - the full analysis reports it
         return False
     return held.labels == [IGNORE_INDEX if i in masked else t for i, t in enumerate(held.input_ids)]
+
+
+def picks_still_meant(held: Analysis | None, text: str, settings: Settings, model: str, picked, bos: bool = False,
+                      session_id: str | None = None) -> tuple[int, ...]:
+    """The picked label indices that still name the token the user picked: those whose tokens, up to
+    and including it, the new text shares with the held one. Picks are indices, so after an edit
+    earlier in the text (or a new text) index 3 would silently mean another token."""
+    picked = tuple(int(i) for i in picked or ())
+    if held is None or not picked:
+        return picked
+    try:
+        lm = resolve_model(model, settings, session_id)
+        ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
+    except Exception:  # noqa: BLE001 - the analysis itself reports a bad text or model
+        return ()
+    before = held.input_ids
+    same = next((i for i, (a, b) in enumerate(zip(before, ids)) if a != b), min(len(before), len(ids)))
+    return tuple(i for i in picked if i < same)
 
 
 def chat_text(prompt: str, answer: str, settings: Settings, model: str) -> tuple[str, int]:
