@@ -214,7 +214,7 @@ def _masking_controls() -> SimpleNamespace:
     with gr.Accordion("Labels: which positions count in the loss (−100 masking)", open=False, elem_id="masking"):
         with gr.Row():
             c.mode = gr.Radio(list(MASK_MODES), value="none", label="Mask", elem_id="mask-mode", scale=3)
-            c.n = gr.Number(0, precision=0, minimum=0, label="N (first N tokens)", elem_id="mask-n", scale=1,
+            c.n = gr.Number(0, precision=0, label="N (first N tokens)", elem_id="mask-n", scale=1,
                             info="labels[:N] = −100. Nothing predicts label 0, so N = 1 changes no loss.")
             c.marker = gr.Textbox(label="Marker (mask up to and including it)", elem_id="mask-marker", scale=2)
         c.picked = gr.CheckboxGroup(choices=[], label="Picked tokens (label index: token) to mask", elem_id="mask-picked")
@@ -253,7 +253,7 @@ def _labels_tabs(settings: Settings) -> SimpleNamespace:
         with gr.Row():
             c.steps = gr.Slider(1, settings.max_train_steps, value=10, step=1, label="Steps", elem_id="train-steps")
             c.optimizer = gr.Radio(["adamw", "sgd"], value="adamw", label="Optimizer", elem_id="train-optimizer")
-            c.lr = gr.Number(0, minimum=0, label="Learning rate (0: the default, 1e-4 AdamW / 1e-3 SGD)",
+            c.lr = gr.Number(0, label="Learning rate (0: the default, 1e-4 AdamW / 1e-3 SGD)",
                              elem_id="train-lr")
         with gr.Row():
             c.train = gr.Button("Train", variant="primary", elem_id="train-run")

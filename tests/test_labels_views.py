@@ -81,6 +81,25 @@ def test_picks_are_kept_only_where_the_text_up_to_them_is_unchanged(settings):
     assert picks_still_meant(held, TEXT, settings, settings.model, (2,), bos=True) == ()  # BOS shifts every index
 
 
+def test_an_n_beyond_the_text_masks_everything_and_a_bad_n_is_refused(settings):
+    for huge in (999, 10**20, 1e20):
+        result = analyze_with_mask(TEXT, settings, settings.model, MaskChoice("first N tokens", first_n=huge))
+        assert set(result.labels) == {IGNORE_INDEX} and result.loss is None and "Every label is masked" in result.notices[0]
+    for bad in (-5, 2.5, "3"):
+        with pytest.raises(InputError, match="N must be a whole number, 0 or more"):
+            analyze_with_mask(TEXT, settings, settings.model, MaskChoice("first N tokens", first_n=bad))
+
+
+def test_the_marker_mode_before_a_marker_is_typed_masks_nothing_yet(settings):
+    waiting = MaskChoice("up to a marker", marker="")
+    result = analyze_with_mask(TEXT, settings, settings.model, waiting)
+    assert IGNORE_INDEX not in result.labels and "Type a marker" in result.notices[-1]
+    assert already_shown(analyze_with_mask(TEXT, settings, settings.model, MaskChoice()), TEXT, settings,
+                         settings.model, waiting)  # so choosing the mode alone sends no new analysis
+    with pytest.raises(InputError, match="does not occur"):
+        analyze_with_mask(TEXT, settings, settings.model, MaskChoice("up to a marker", marker="zebra"))
+
+
 def test_marker_masks_up_to_and_including_it(settings):
     result = analyze_with_mask("Question: why? Answer: because", settings, settings.model, MaskChoice("up to a marker", marker="Answer:"))
     masked_text = "".join(t.text for t, label in zip(result.tokens, result.labels) if label == IGNORE_INDEX)

@@ -41,14 +41,19 @@ class MaskChoice:
     marker: str = ""
     picked: tuple[int, ...] = ()
 
+    @property
+    def waiting_for_marker(self) -> bool:
+        """'up to a marker' chosen before a marker is typed: nothing is masked yet (not an error)."""
+        return self.mode == "up to a marker" and self.marker == ""
+
     def indices(self, text: str, lm: LoadedModel, bos: bool, max_tokens: int | None) -> list[int]:
         """The label indices to mask for `text`."""
         if self.mode not in MASK_MODES:
             raise InputError(f"Unknown masking mode '{self.mode}'; choose one of: {', '.join(MASK_MODES)}.")
         if self.mode == "first N tokens":
-            return list(range(_whole(self.first_n, "N")))
+            return list(range(min(_whole(self.first_n, "N"), lm.max_context)))  # no longer than any text
         if self.mode == "up to a marker":
-            return mask_until(text, self.marker, lm, bos=bos, max_tokens=max_tokens)
+            return [] if self.waiting_for_marker else mask_until(text, self.marker, lm, bos=bos, max_tokens=max_tokens)
         if self.mode == "picked tokens":
             return [int(i) for i in self.picked]
         return []
@@ -76,8 +81,11 @@ def analyze_with_mask(
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
     masked = mask.indices(text, lm, bool(bos), settings.max_tokens)
-    return analyze(text, lm, top_k=top_k, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens,
-                   max_top_k=settings.max_top_k, measure=batcher(settings).measure)
+    result = analyze(text, lm, top_k=top_k, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens,
+                     max_top_k=settings.max_top_k, measure=batcher(settings).measure)
+    if mask.waiting_for_marker:
+        result.notices.append("Type a marker: every label up to and including it becomes -100. Nothing is masked yet.")
+    return result
 
 
 def page_analysis(
