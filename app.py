@@ -19,6 +19,7 @@ from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE, Mask
 from visualizer.batching import NewestRequests  # noqa: E402
 from visualizer.training import TRAINED  # noqa: E402
 from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
+from visualizer.generation_figures import FORCED_COLUMNS  # noqa: E402
 from visualizer.settings import Settings  # noqa: E402
 
 CSS_PATH = Path(__file__).parent / "assets" / "app.css"
@@ -239,14 +240,16 @@ def _labels_tabs(settings: Settings) -> SimpleNamespace:
                                   lines=3, elem_id="batch-note")
         c.batch_grid = gr.Plot(show_label=False, elem_id="batch-grid")
         c.batch_losses = gr.Plot(show_label=False, elem_id="batch-losses")
-        c.batch_table = gr.Dataframe(label="Rows", interactive=False, elem_id="batch-table")
+        c.batch_table = gr.Dataframe(label="Rows", headers=list(service_labels.BATCH_COLUMNS), interactive=False,
+                                     elem_id="batch-table")
     with gr.Tab("Shift mistakes", id="shifts"):
         with gr.Row():
             c.mistake = gr.Radio(list(MISTAKES), value=list(MISTAKES)[0], label="Mistake", elem_id="mistake", scale=3)
             c.shift_run = gr.Button("Show it on the text", variant="primary", elem_id="shift-run", scale=1)
         c.shift_note = gr.Textbox(label="What goes wrong", interactive=False, lines=3, elem_id="shift-note")
         c.shift_plot = gr.Plot(show_label=False, elem_id="shift-plot")
-        c.shift_table = gr.Dataframe(label="Right vs mistaken, per position", interactive=False, elem_id="shift-table")
+        c.shift_table = gr.Dataframe(label="Right vs mistaken, per position", headers=list(service_labels.SHIFT_COLUMNS),
+                                     interactive=False, elem_id="shift-table")
     with gr.Tab("Train", id="train"):
         gr.Markdown("Train a private copy of the model on the text (respecting the masking above); the shared "
                     "model never changes. One run at a time per server; others wait in the queue.")
@@ -387,7 +390,8 @@ def _generate_tab() -> SimpleNamespace:
     c.step = gr.Dropdown(choices=[], label="Step: its distribution before and after the filters", elem_id="gen-step")
     c.bars = gr.Plot(label="One step before and after", show_label=False, elem_id="gen-bars")
     c.forced = gr.Plot(label="Teacher forcing", show_label=False, elem_id="gen-forced")
-    c.table = gr.Dataframe(label="Teacher forcing beside the steps", interactive=False, elem_id="gen-forced-table")
+    c.table = gr.Dataframe(label="Teacher forcing beside the steps", headers=list(FORCED_COLUMNS), interactive=False,
+                           elem_id="gen-forced-table")
     return c
 
 
@@ -436,7 +440,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                               elem_id="text-input", placeholder="Type a sentence and press Enter")
             run = gr.Button("Analyze", variant="primary", scale=1, elem_id="analyze-button")
         with gr.Row():
-            model = gr.Dropdown(list(settings.models), value=settings.model, label="Model", elem_id="model")
+            model = gr.Dropdown(list(settings.models), value=settings.model, label="Model", elem_id="model", min_width=320)
             top_k = gr.Slider(1, settings.max_top_k, value=settings.top_k, step=1, label="Top-K", elem_id="top-k")
             color_by = gr.Radio(["probability", "rank"], value="probability", label="Colour tokens by")
             bos = gr.Checkbox(False, label="Prepend BOS (score the first token too)")

@@ -15,6 +15,7 @@ from visualizer.service_labels import (
     COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, picks_still_meant, chat_text, compare_models,
     reset_training, run_batch, run_shift, run_training,
 )
+from visualizer.service_labels import HEADER_NAME_CHARS
 from visualizer.settings import Settings
 from visualizer.training import TRAINED
 
@@ -120,7 +121,7 @@ def test_batch_view(settings):
     assert grid.data[0].type == "heatmap" and len(grid.data[0].z) == 2
     short = result.rows[1]
     assert grid.data[0].z[1][short.length:] == [label_figures.MASKED_PAD] * (len(short.tokens) - short.length)
-    assert table["loss"].iloc[-1] == pytest.approx(result.batch_loss)
+    assert table["loss"].iloc[-1] == float(f"{result.batch_loss:.4g}")  # the page shows 4 significant digits
     assert explanation
     wrong, grid_wrong, *_ = run_batch("the dog likes food\na cat", settings, settings.model, False)
     assert label_figures.COUNTED_PAD in grid_wrong.data[0].z[1] and wrong.pad_terms > 0
@@ -128,11 +129,25 @@ def test_batch_view(settings):
         run_batch("only one", settings, settings.model, True)
 
 
+def test_page_tables_show_four_significant_digits_and_keep_the_rest():
+    import pandas as pd
+
+    from visualizer.tables import for_display
+
+    raw = pd.DataFrame({"k": [1, 2, 3], "p": [1.1985415251051983e-06, 0.5, float("nan")],
+                        "loss": [13.634405136108398, 0.00012345678, 1234567.0], "token": ["a", "b", "c"]})
+    shown = for_display(raw)
+    assert shown["p"].tolist()[:2] == [1.199e-06, 0.5] and pd.isna(shown["p"].iloc[2])
+    assert shown["loss"].tolist() == [13.63, 0.0001235, 1235000.0]
+    assert shown["k"].tolist() == [1, 2, 3] and shown["token"].tolist() == ["a", "b", "c"]
+    assert raw["loss"].iloc[0] == 13.634405136108398  # the original is untouched
+
+
 @pytest.mark.parametrize("mistake", list(MISTAKES))
 def test_shift_views(settings, mistake):
     comparison, fig, table, explanation = run_shift(TEXT, settings, settings.model, mistake)
     assert [t.type for t in fig.data] == ["bar", "bar"]
-    assert table["loss"].tolist() == pytest.approx([r.loss for r in comparison.rows])
+    assert table["loss"].tolist() == [float(f"{r.loss:.4g}") for r in comparison.rows]
     right = analyze(TEXT, load_model(settings.model))
     assert comparison.loss == pytest.approx(right.loss, abs=1e-5)
     assert comparison.wrong_loss != pytest.approx(comparison.loss, abs=1e-6) and explanation
@@ -162,10 +177,11 @@ def test_compare_two_models(settings, tiny_llama_dir, view):
     a = analyze(TEXT, load_model(settings.model))
     b = analyze(TEXT, load_model(tiny_llama_dir))
     assert list(diff.data[0].y) == pytest.approx([pb.loss - pa.loss for pa, pb in zip(a.positions, b.positions)], abs=1e-5)
-    name_a = settings.model if len(settings.model) <= 32 else "…" + settings.model[-31:]
-    assert fig_a.layout.title.text == f"A: {escape_text(name_a)} · loss = {a.loss:.3f} nats"
-    assert fig_b.layout.title.text.startswith("B: …") and tiny_llama_dir.endswith(fig_b.layout.title.text[4:].split(" · ")[0])
-    assert len(fig_b.layout.title.text.split(" · ")[0]) == len("B: ") + 32  # the name's end: short enough for half a screen
+    name_a, name_b = (fig.layout.title.text.split(" · ")[0][len("A: "):] for fig in (fig_a, fig_b))
+    for name, path in ((name_a, settings.model), (name_b, tiny_llama_dir)):
+        assert len(name) <= HEADER_NAME_CHARS and path.endswith(name.removeprefix("…"))  # the path's end
+        assert name == path or (len(path) > HEADER_NAME_CHARS and name.startswith("…"))
+    assert fig_a.layout.title.text.startswith("A: ") and fig_a.layout.title.text.endswith(f" · loss = {a.loss:.3f} nats")
     assert f"{b.loss:.3f} nats" in fig_b.layout.title.text and "B − A" in diff.layout.title.text
     if view == "loss per position":
         assert fig_b.layout.title.subtitle.text == f"the mean of the {b.counted} counted bars · perplexity = {b.perplexity:.2f}"
@@ -176,7 +192,7 @@ def test_side_by_side_names_are_cut_to_their_end_and_escaped():
 
     assert short_name("SmolLM2-135M-Instruct") == "SmolLM2-135M-Instruct"
     assert short_name("/home/me/" + "x" * 40 + "/tiny-gpt2", 20) == "…" + ("x" * 40 + "/tiny-gpt2")[-19:]
-    assert len(short_name("a" * 100)) == 32
+    assert len(short_name("a" * 100)) == HEADER_NAME_CHARS
 
 
 def test_markup_in_batch_and_shift_figures_is_escaped(settings):

@@ -299,14 +299,18 @@ def forced_lines(generation: Generation, forced: Analysis, style: FigureStyle = 
     return fig
 
 
+FORCED_COLUMNS = ("step", "token", "p chosen with", "model p (step by step)", "p (teacher forcing)",
+                  "−ln p (teacher forcing)")
+
+
 def forced_table(generation: Generation, forced: Analysis) -> pd.DataFrame:
     """One row per new token: sampled p, the model's p step by step, the teacher-forced p and −ln of it."""
     tf = teacher_p(generation, forced)
-    return pd.DataFrame({
-        "step": [s.index + 1 for s in generation.steps],
-        "token": [s.token.display for s in generation.steps],
-        "p chosen with": [round(s.p, 4) for s in generation.steps],
-        "model p (step by step)": [round(s.p_model, 4) for s in generation.steps],
-        "p (teacher forcing)": [round(p, 4) for p in tf],
-        "−ln p (teacher forcing)": [round(-math.log(max(p, 1e-45)), 4) for p in tf],
-    })
+    return pd.DataFrame(dict(zip(FORCED_COLUMNS, [
+        [s.index + 1 for s in generation.steps],
+        [s.token.display for s in generation.steps],
+        [round(s.p, 4) for s in generation.steps],
+        [round(s.p_model, 4) for s in generation.steps],
+        [round(p, 4) for p in tf],
+        [round(-math.log(max(p, 1e-45)), 4) for p in tf],
+    ])))

@@ -181,7 +181,7 @@ def build_views(analysis: Analysis, color_by: str = "probability", classroom: bo
         loss=figures.loss_bars(analysis, style=style),
         detail=detail_figure(analysis, detail_k, classroom),
         labels=tables.labels_table(analysis),
-        positions=tables.position_table(analysis),
+        positions=tables.for_display(tables.position_table(analysis)),
         summary=summary_text(analysis),
     )
 

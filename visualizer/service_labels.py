@@ -14,7 +14,7 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import figures, label_figures
+from . import figures, label_figures, tables
 from .analysis import IGNORE_INDEX, Analysis, analyze, encode
 from .batches import BatchResult, analyze_batch
 from .errors import InputError
@@ -153,7 +153,11 @@ def run_batch(texts: str, settings: Settings, model: str, mask_pads: bool, class
     result = analyze_batch(lines, get_model(model or settings.model, settings), mask_pads=bool(mask_pads))
     style = _style(classroom)
     return (result, label_figures.batch_grid(result, style), label_figures.batch_losses(result, style),
-            batch_table(result), result.explanation)
+            tables.for_display(batch_table(result)), result.explanation)
+
+
+BATCH_COLUMNS = ("row", "text", "tokens", "counted", "loss_sum", "loss")
+SHIFT_COLUMNS = ("k", "context", "target", "p", "loss", "mistake scores", "mistake p", "mistake loss")
 
 
 def batch_table(result: BatchResult) -> pd.DataFrame:
@@ -162,7 +166,7 @@ def batch_table(result: BatchResult) -> pd.DataFrame:
             for i, r in enumerate(result.rows)]
     rows.append({"row": "batch", "text": "(the model's batch loss)", "tokens": sum(r.length for r in result.rows),
                  "counted": sum(r.counted for r in result.rows), "loss_sum": result.loss_sum, "loss": result.batch_loss})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
 
 
 # ---------------------------------------------------------------- shift mistakes
@@ -175,7 +179,8 @@ def run_shift(text: str, settings: Settings, model: str, mistake: str, bos: bool
     check_text(text, settings)
     comparison = MISTAKES[mistake](text, get_model(model or settings.model, settings), bos=bool(bos),
                                    max_tokens=settings.max_tokens)
-    return comparison, label_figures.shift_comparison(comparison, _style(classroom)), shift_table(comparison), comparison.explanation
+    figure = label_figures.shift_comparison(comparison, _style(classroom))
+    return comparison, figure, tables.for_display(shift_table(comparison)), comparison.explanation
 
 
 def shift_table(comparison: ShiftComparison) -> pd.DataFrame:
@@ -185,7 +190,7 @@ def shift_table(comparison: ShiftComparison) -> pd.DataFrame:
          "mistake scores": None if r.wrong_target is None else r.wrong_target.display,
          "mistake p": r.wrong_p, "mistake loss": r.wrong_loss}
         for r in comparison.rows
-    ])
+    ], columns=SHIFT_COLUMNS)
 
 
 # ---------------------------------------------------------------- training
@@ -293,7 +298,7 @@ def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figur
     return fig
 
 
-HEADER_NAME_CHARS = 32
+HEADER_NAME_CHARS = 60
 """A model name in a side-by-side figure's title keeps its last this many characters."""
 
 

@@ -68,3 +68,13 @@ def sentence_vocab_table(analysis: Analysis) -> pd.DataFrame:
     columns = unique_names([t.display for t in vocab.columns]) + ["(all other tokens)"]
     index = [f"{context} → {target.display}" for context, target in zip(analysis.contexts, targets)]
     return pd.DataFrame(vocab.table(), columns=columns, index=index)
+
+
+def for_display(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A copy for the page, every float cut to `digits` significant digits (1.1985415e-06 -> 1.199e-06,
+    13.634405136 -> 13.63), so columns stay narrow on a projector; downloads keep every digit."""
+    shown = table.copy()
+    for name in shown.columns[[pd.api.types.is_float_dtype(t) for t in shown.dtypes]]:
+        shown[name] = [float(f"{x:.{digits}g}") for x in shown[name]]
+    return shown
+
