@@ -181,10 +181,12 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         return [service_labels.reset_training(_session(request)), None, None, None, None,
                 gr.Dropdown(choices=_model_choices(settings, False), value=chosen), *menus[1:]]
 
-    def compare(text, model_a, model_b, view, top_k, bos, classroom, request: gr.Request):
+    def compare(text, model_a, model_b, view, top_k, bos, classroom, mask_mode, mask_n, marker, picked,
+                request: gr.Request):
         try:
+            mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
             return ["", *service_labels.compare_models(text, settings, model_a, model_b, view, _session(request),
-                                                       top_k, bos, classroom)]
+                                                       top_k, bos, classroom, mask)]
         except Exception as err:  # noqa: BLE001
             return [f"⚠ {service.user_message(err)}", None, None, None]
 
@@ -562,7 +564,7 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) 
                   concurrency_id="training", concurrency_limit=settings.training_concurrency)
     c.reset.click(h.reset, [model], [c.train_note, c.curve, c.heat, c.before, c.after, *menus],
                   api_visibility="private", queue=False)
-    c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom],
+    c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom, *mask_inputs],
                     [c.compare_note, c.plot_a, c.plot_b, c.diff], api_visibility="private", concurrency_id="views")
 
 

@@ -187,6 +187,19 @@ def test_compare_two_models(settings, tiny_llama_dir, view):
         assert fig_b.layout.title.subtitle.text == f"the mean of the {b.counted} counted bars · perplexity = {b.perplexity:.2f}"
 
 
+def test_compare_follows_the_masking(settings, tiny_llama_dir):
+    both = Settings(model=settings.model, models=(settings.model, tiny_llama_dir))
+    mask = MaskChoice("first N tokens", first_n=3)
+    fig_a, fig_b, diff = compare_models(TEXT, both, settings.model, tiny_llama_dir, "loss per position", None, mask=mask)
+    a = analyze_with_mask(TEXT, both, settings.model, mask)
+    b = analyze_with_mask(TEXT, both, tiny_llama_dir, mask)
+    assert a.counted == len(a.positions) - 2 and f"loss = {a.loss:.3f} nats" in fig_a.layout.title.text
+    assert f"loss = {b.loss:.3f} nats" in fig_b.layout.title.text
+    assert list(diff.data[0].y)[:2] == [None, None]  # masked positions have no difference
+    counted = list(zip(a.positions, b.positions))[2:]
+    assert list(diff.data[0].y)[2:] == pytest.approx([pb.loss - pa.loss for pa, pb in counted], abs=1e-5)
+
+
 def test_side_by_side_names_are_cut_to_their_end_and_escaped():
     from visualizer.service_labels import short_name
 

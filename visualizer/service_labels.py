@@ -271,12 +271,13 @@ def reset_training(session_id: str | None) -> str:
 
 
 def compare_models(text: str, settings: Settings, model_a: str, model_b: str, view: str, session_id: str | None,
-                   top_k=10, bos: bool = False, classroom: bool = False):
-    """The same view for two models on one text, and the per-position loss difference (b − a)."""
+                   top_k=10, bos: bool = False, classroom: bool = False, mask: MaskChoice = MaskChoice()):
+    """The same view for two models on one text, with the page's masking, and the per-position loss
+    difference (b − a) where both count."""
     if view not in COMPARE_VIEWS:
         raise InputError(f"Unknown view '{view}'.")
-    a = analyze_with_mask(text, settings, model_a, MaskChoice(), session_id, top_k=top_k, bos=bos)
-    b = analyze_with_mask(text, settings, model_b, MaskChoice(), session_id, top_k=top_k, bos=bos)
+    a = analyze_with_mask(text, settings, model_a, mask, session_id, top_k=top_k, bos=bos)
+    b = analyze_with_mask(text, settings, model_b, mask, session_id, top_k=top_k, bos=bos)
     style = _style(classroom)
     draw = {"loss per position": figures.loss_bars, "top-K": figures.top_k_heatmap,
             "predicted vs true": figures.sentence_vocab_heatmap}[view]
