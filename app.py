@@ -150,17 +150,19 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
 
     def batch(texts, model, mask_pads, classroom):
         try:
-            _, grid, losses, table, explanation = service_labels.run_batch(texts, settings, model, mask_pads, classroom)
-            return explanation, grid, losses, table
+            result, grid, losses, table, explanation = service_labels.run_batch(texts, settings, model, mask_pads,
+                                                                                classroom)
+            return result, explanation, grid, losses, table
         except Exception as err:  # noqa: BLE001
-            return f"⚠ {service.user_message(err)}", None, None, None
+            return None, f"⚠ {service.user_message(err)}", None, None, None
 
     def shift(text, model, mistake, bos, classroom):
         try:
-            _, fig, table, explanation = service_labels.run_shift(text, settings, model, mistake, bos, classroom)
-            return explanation, fig, table
+            comparison, fig, table, explanation = service_labels.run_shift(text, settings, model, mistake, bos,
+                                                                           classroom)
+            return comparison, explanation, fig, table
         except Exception as err:  # noqa: BLE001
-            return f"⚠ {service.user_message(err)}", None, None
+            return None, f"⚠ {service.user_message(err)}", None, None
 
     def train(text, model, steps, optimizer, lr, bos, classroom, mask_mode, mask_n, marker, picked,
               request: gr.Request, progress=gr.Progress()):
@@ -171,24 +173,34 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
                 MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ())), bos, classroom,
                 progress=lambda step, total, loss: progress(step / total, desc=f"step {step}/{total}, loss {loss:.3f}"))
         except Exception as err:  # noqa: BLE001
-            return [f"⚠ {service.user_message(err)}", *[gr.skip()] * 4, *[gr.skip()] * 3]
+            return [gr.skip(), f"⚠ {service.user_message(err)}", *[gr.skip()] * 4, *[gr.skip()] * 3]
         menus = [gr.Dropdown(choices=_model_choices(settings, True))] * 3
-        return [views.summary, views.curve, views.heatmap, views.before, views.after, *menus]
+        return [(views.run, *views.analyses), views.summary, views.curve, views.heatmap, views.before, views.after,
+                *menus]
 
     def reset(model, request: gr.Request):
         menus = [gr.Dropdown(choices=_model_choices(settings, False))] * 3
         chosen = settings.model if model == TRAINED_CHOICE else model
-        return [service_labels.reset_training(_session(request)), None, None, None, None,
+        return [None, service_labels.reset_training(_session(request)), None, None, None, None,
                 gr.Dropdown(choices=_model_choices(settings, False), value=chosen), *menus[1:]]
 
     def compare(text, model_a, model_b, view, top_k, bos, classroom, mask_mode, mask_n, marker, picked,
                 request: gr.Request):
         try:
             mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
-            return ["", *service_labels.compare_models(text, settings, model_a, model_b, view, _session(request),
-                                                       top_k, bos, classroom, mask)]
+            a, b = service_labels.compare_analyses(text, settings, model_a, model_b, _session(request), top_k, bos,
+                                                   mask)
+            return [(a, b, view), "", *service_labels.compare_figures(a, b, view, classroom)]
         except Exception as err:  # noqa: BLE001
-            return [f"⚠ {service.user_message(err)}", None, None, None]
+            return [None, f"⚠ {service.user_message(err)}", None, None, None]
+
+    def restyle(batched, shifted, trained, compared, classroom):
+        """The Batches, Shift mistakes, Train and Compare figures redrawn in the chosen style (no model call)."""
+        skip = gr.skip()
+        return [*(service_labels.batch_figures(batched, classroom) if batched else [skip] * 2),
+                service_labels.shift_figure(shifted, classroom) if shifted else skip,
+                *(service_labels.training_figures(*trained, classroom) if trained else [skip] * 4),
+                *(service_labels.compare_figures(*compared[:2], compared[2], classroom) if compared else [skip] * 3)]
 
     def chat(prompt, answer, model):
         """Fill the text with a chat example and mask its prompt."""
@@ -203,7 +215,7 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         TRAINED.release(_session(request) or "")
         NEWEST.forget(_session(request))
 
-    return SimpleNamespace(**{f.__name__: f for f in (batch, shift, train, reset, compare, chat, release)})
+    return SimpleNamespace(**{f.__name__: f for f in (batch, shift, train, reset, compare, restyle, chat, release)})
 
 
 def _model_choices(settings: Settings, trained: bool) -> list[str]:
@@ -232,6 +244,8 @@ def _masking_controls() -> SimpleNamespace:
 def _labels_tabs(settings: Settings) -> SimpleNamespace:
     """The Batches, Shift mistakes, Train and Compare tabs (inside `gr.Tabs`)."""
     c = SimpleNamespace()
+    # What each tab last showed, kept to redraw its figures when classroom mode changes.
+    c.batch_state, c.shift_state, c.train_state, c.compare_state = (gr.State(None) for _ in range(4))
     with gr.Tab("Batches & padding", id="batches"):
         c.batch_texts = gr.Textbox("the dog likes food\nthe cat sleeps on the warm mat all day", lines=3, label="Sentences, one per line",
                                    elem_id="batch-texts")
@@ -550,22 +564,28 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) 
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
         page.analyze_page, inputs, outputs, **main_analysis(settings, inputs))
-    c.batch_run.click(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
-                      [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
+    batch_figures = [c.batch_grid, c.batch_losses]
+    for trigger in (c.batch_run.click, c.mask_pads.input):
+        trigger(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
+                [c.batch_state, c.batch_note, *batch_figures, c.batch_table], api_visibility="private",
+                concurrency_id="views")
+    c.shift_run.click(h.shift, [text, model, c.mistake, bos, classroom],
+                      [c.shift_state, c.shift_note, c.shift_plot, c.shift_table], api_visibility="private",
                       concurrency_id="views")
-    c.mask_pads.input(h.batch, [c.batch_texts, model, c.mask_pads, classroom],
-                      [c.batch_note, c.batch_grid, c.batch_losses, c.batch_table], api_visibility="private",
-                      concurrency_id="views")
-    c.shift_run.click(h.shift, [text, model, c.mistake, bos, classroom], [c.shift_note, c.shift_plot, c.shift_table],
-                      api_visibility="private", concurrency_id="views")
     menus = [model, c.model_a, c.model_b]
+    train_figures = [c.curve, c.heat, c.before, c.after]
     c.train.click(h.train, [text, model, c.steps, c.optimizer, c.lr, bos, classroom, *mask_inputs],
-                  [c.train_note, c.curve, c.heat, c.before, c.after, *menus], api_visibility="private",
+                  [c.train_state, c.train_note, *train_figures, *menus], api_visibility="private",
                   concurrency_id="training", concurrency_limit=settings.training_concurrency)
-    c.reset.click(h.reset, [model], [c.train_note, c.curve, c.heat, c.before, c.after, *menus],
+    c.reset.click(h.reset, [model], [c.train_state, c.train_note, *train_figures, *menus],
                   api_visibility="private", queue=False)
+    compare_figures = [c.plot_a, c.plot_b, c.diff]
     c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom, *mask_inputs],
-                    [c.compare_note, c.plot_a, c.plot_b, c.diff], api_visibility="private", concurrency_id="views")
+                    [c.compare_state, c.compare_note, *compare_figures], api_visibility="private",
+                    concurrency_id="views")
+    classroom.change(h.restyle, [c.batch_state, c.shift_state, c.train_state, c.compare_state, classroom],
+                     [*batch_figures, c.shift_plot, *train_figures, *compare_figures], api_visibility="private",
+                     queue=False)
 
 
 def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:

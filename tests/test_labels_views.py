@@ -230,3 +230,24 @@ def test_training_steps_respect_the_setting(tiny_gpt2_dir):
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), max_train_steps=3)
     with pytest.raises(InputError, match="At most 3 steps"):
         run_training("session-s", TEXT, settings, settings.model, steps=4)
+
+
+def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_what_they_showed(settings):
+    import served  # noqa: F401 - puts the project root on sys.path for `import app`
+    import app
+    from visualizer.figures import CLASSROOM, NORMAL
+
+    h = app.make_label_handlers(settings)
+    request = type("Request", (), {"session_hash": "restyle"})()
+    batched = h.batch("the dog likes food\na cat", settings.model, True, False)[0]
+    shifted = h.shift(TEXT, settings.model, list(MISTAKES)[0], False, False)[0]
+    trained = h.train(TEXT, settings.model, 2, "sgd", 0, False, False, "none", 0, "", [], request,
+                      progress=lambda *a, **k: None)[0]
+    compared = h.compare(TEXT, settings.model, settings.model, "top-K", 5, False, False, "none", 0, "", [], request)[0]
+    assert batched and shifted and trained and compared
+    for style, on in ((CLASSROOM, True), (NORMAL, False)):
+        figures = h.restyle(batched, shifted, trained, compared, on)
+        assert len(figures) == 10 and {f.layout.font.size for f in figures} == {style.font_size}
+    skips = h.restyle(None, None, None, None, True)  # nothing shown yet: nothing redrawn
+    assert all(isinstance(s, type(app.gr.skip())) for s in skips) and len(skips) == 10
+    reset_training("restyle")

@@ -151,9 +151,13 @@ def run_batch(texts: str, settings: Settings, model: str, mask_pads: bool, class
     if len(lines) < 2:
         raise InputError("Give at least two sentences, one per line, to make a batch.")
     result = analyze_batch(lines, get_model(model or settings.model, settings), mask_pads=bool(mask_pads))
+    return (result, *batch_figures(result, classroom), tables.for_display(batch_table(result)), result.explanation)
+
+
+def batch_figures(result: BatchResult, classroom: bool = False) -> tuple[go.Figure, go.Figure]:
+    """The batch's grid and its losses, in the normal or classroom style (redrawn when that changes)."""
     style = _style(classroom)
-    return (result, label_figures.batch_grid(result, style), label_figures.batch_losses(result, style),
-            tables.for_display(batch_table(result)), result.explanation)
+    return label_figures.batch_grid(result, style), label_figures.batch_losses(result, style)
 
 
 BATCH_COLUMNS = ("row", "text", "tokens", "counted", "loss_sum", "loss")
@@ -179,8 +183,12 @@ def run_shift(text: str, settings: Settings, model: str, mistake: str, bos: bool
     check_text(text, settings)
     comparison = MISTAKES[mistake](text, get_model(model or settings.model, settings), bos=bool(bos),
                                    max_tokens=settings.max_tokens)
-    figure = label_figures.shift_comparison(comparison, _style(classroom))
-    return comparison, figure, tables.for_display(shift_table(comparison)), comparison.explanation
+    return comparison, shift_figure(comparison, classroom), tables.for_display(shift_table(comparison)), comparison.explanation
+
+
+def shift_figure(comparison: ShiftComparison, classroom: bool = False) -> go.Figure:
+    """The right numbers beside the mistaken ones, in the normal or classroom style."""
+    return label_figures.shift_comparison(comparison, _style(classroom))
 
 
 def shift_table(comparison: ShiftComparison) -> pd.DataFrame:
@@ -206,6 +214,8 @@ class TrainingViews:
     before: go.Figure
     after: go.Figure
     summary: str
+    analyses: tuple[Analysis, Analysis]
+    """The text analysed before and after training (to redraw the figures in another style)."""
 
 
 def run_training(
@@ -225,13 +235,17 @@ def run_training(
                             masked=masked, bos=bool(bos), progress=_with_deadline(progress, settings.time_limit_s),
                             wait_s=0.0)
     after = analyze(text, run.trained, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens)
+    curve, heatmap, before_fig, after_fig = training_figures(run, before, after, classroom)
+    return TrainingViews(run=run, curve=curve, heatmap=heatmap, before=before_fig, after=after_fig,
+                         summary=training_summary(run, before, after), analyses=(before, after))
+
+
+def training_figures(run: TrainingRun, before: Analysis, after: Analysis, classroom: bool = False) -> tuple:
+    """(loss curve, positions x steps heatmap, the walkthrough's table before, and after) in one style."""
     style = _style(classroom)
-    return TrainingViews(
-        run=run, curve=label_figures.training_curve(run, style), heatmap=label_figures.training_heatmap(run, style),
-        before=_headed(figures.sentence_vocab_heatmap(before, style), "Before training", before),
-        after=_headed(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after),
-        summary=training_summary(run, before, after),
-    )
+    return (label_figures.training_curve(run, style), label_figures.training_heatmap(run, style),
+            _headed(figures.sentence_vocab_heatmap(before, style), "Before training", before),
+            _headed(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after))
 
 
 def _with_deadline(progress, time_limit_s: float):
@@ -276,8 +290,21 @@ def compare_models(text: str, settings: Settings, model_a: str, model_b: str, vi
     difference (b − a) where both count."""
     if view not in COMPARE_VIEWS:
         raise InputError(f"Unknown view '{view}'.")
-    a = analyze_with_mask(text, settings, model_a, mask, session_id, top_k=top_k, bos=bos)
-    b = analyze_with_mask(text, settings, model_b, mask, session_id, top_k=top_k, bos=bos)
+    return compare_figures(*compare_analyses(text, settings, model_a, model_b, session_id, top_k, bos, mask), view,
+                           classroom)
+
+
+def compare_analyses(text: str, settings: Settings, model_a: str, model_b: str, session_id: str | None,
+                     top_k=10, bos: bool = False, mask: MaskChoice = MaskChoice()) -> tuple[Analysis, Analysis]:
+    """The text analysed by two models with the same masking."""
+    return tuple(analyze_with_mask(text, settings, model, mask, session_id, top_k=top_k, bos=bos)
+                 for model in (model_a, model_b))
+
+
+def compare_figures(a: Analysis, b: Analysis, view: str, classroom: bool = False) -> tuple:
+    """(A's view, B's view, the loss difference) of two analyses of one text, in one style."""
+    if view not in COMPARE_VIEWS:
+        raise InputError(f"Unknown view '{view}'.")
     style = _style(classroom)
     draw = {"loss per position": figures.loss_bars, "top-K": figures.top_k_heatmap,
             "predicted vs true": figures.sentence_vocab_heatmap}[view]
