@@ -244,9 +244,10 @@ def _masking_controls() -> SimpleNamespace:
 def _labels_tabs(settings: Settings) -> SimpleNamespace:
     """The Batches, Shift mistakes, Train and Compare tabs (inside `gr.Tabs`)."""
     c = SimpleNamespace()
-    # What each tab last showed, kept to redraw its figures when classroom mode changes.
-    c.batch_state, c.shift_state, c.train_state, c.compare_state = (gr.State(None) for _ in range(4))
     with gr.Tab("Batches & padding", id="batches"):
+        # What each tab last showed, kept to redraw its figures when classroom mode changes (inside a
+        # tab: a State directly in gr.Tabs makes Gradio draw a visited tab's button twice).
+        c.batch_state, c.shift_state, c.train_state, c.compare_state = (gr.State(None) for _ in range(4))
         c.batch_texts = gr.Textbox("the dog likes food\nthe cat sleeps on the warm mat all day", lines=3, label="Sentences, one per line",
                                    elem_id="batch-texts")
         with gr.Row():
