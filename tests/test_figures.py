@@ -339,3 +339,15 @@ def test_plot_config_and_figure_json(analysis):
     assert data["config"]["displaylogo"] is False
     assert data["config"]["toImageButtonOptions"]["format"] == "png"
     assert data["layout"]["title"]["text"] == fig.layout.title.text
+
+
+def test_top_k_cells_cut_long_tokens_to_fit_and_the_hover_keeps_them_whole(analysis, monkeypatch):
+    monkeypatch.setattr(figures, "PAGE_WIDTH", 400)  # a narrow page: 4 characters a cell
+    (heat,) = top_k_heatmap(analysis).data
+    for pos, cells, hovers in zip(analysis.positions, heat.text, heat.customdata):
+        for c, cell, hover in zip(pos.top, cells, hovers):
+            shown = cell.split("<br>")[0]
+            assert hover == f"{esc(c.token.display)}<br>{figures.percent(c.p)}"
+            assert shown == esc(c.token.display) if len(c.token.display) <= 4 else shown == esc(c.token.display[:3] + "…")
+    assert "%{customdata}" in heat.hovertemplate and any("…" in cell for row in heat.text for cell in row)
+    assert figures.cut("␣computational", 6) == "␣comp…" and figures.cut("␣dog", 6) == "␣dog"

@@ -26,6 +26,10 @@ from .tokens import VISIBLE_WHITESPACE, unique_names
 AXIS_CHARS = 24
 """A context on an axis keeps at most this many characters, the first one a '…'."""
 MAX_ROWS = 64
+PAGE_WIDTH = 1200
+"""The width, px, a figure that the page sizes is drawn at in a 1280 px window (and on a projector)."""
+CHAR_EM = 0.55
+"""The average width of a character of the figures' proportional font, in font sizes."""
 """Heatmaps show at most this many positions by default."""
 OTHER_COLUMN = "(all other tokens)"
 MAX_TEXT_COLUMNS = 24
@@ -92,6 +96,11 @@ def shorten(s: str, limit: int = AXIS_CHARS) -> str:
     Example: shorten('the cat likes fish', 8) -> '…es fish'.
     """
     return s if len(s) <= limit else "…" + s[-(limit - 1) :]
+
+
+def cut(s: str, limit: int) -> str:
+    """The start of a long string and a '…', `limit` characters in all: cut('␣computational', 6) -> '␣comp…'."""
+    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 def context_label(context: str) -> str:
@@ -313,16 +322,34 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     shown, note = _rows_shown(analysis, max_rows)
     rows = analysis.positions[:shown]
     k_cols = max(len(pos.top) for pos in rows)
+    row_labels = [context_label(pos.context) for pos in rows]
+    notes, margin_r, cells = _outside_top_k(rows, k_cols, style)
+    chars = _cell_chars(style, k_cols, max(map(len, row_labels)), margin_r)
     z = [[c.p for c in pos.top] for pos in rows]  # (R, K)
-    text = [[f"{escape_text(c.token.display)}<br>{percent(c.p)}" for c in pos.top] for pos in rows]  # two lines
+    full = [[f"{escape_text(c.token.display)}<br>{percent(c.p)}" for c in pos.top] for pos in rows]  # two lines
+    text = [[f"{escape_text(cut(c.token.display, chars))}<br>{percent(c.p)}" for c in pos.top] for pos in rows]
     fig = go.Figure(go.Heatmap(
-        z=packed(z), x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}",
-        hovertemplate="%{text}<br>rank %{x}<extra></extra>", textfont=dict(size=style.label_size),
+        z=packed(z), x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}", customdata=full,
+        hovertemplate="%{customdata}<br>rank %{x}<extra></extra>", textfont=dict(size=style.label_size),
         colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
         colorbar=_colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5, thickness=14,
                            title=dict(text="p", side="top")),
     ))
-    beyond, cells, notes = 0, [], []  # set at once below: add_shape in a loop is quadratic in Plotly
+    title = f"Top-{k_cols} next-token candidates at each position (outlined: the true next token)"
+    _layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
+            extra_top=2 * style.label_size)  # the rank ticks above the rows
+    _row_axis(fig, row_labels)
+    set_layout(fig, dict(shapes=_outlines(cells, style), annotations=notes,
+                         xaxis=dict(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
+                                    range=[0.5, k_cols + 0.5],  # else Plotly widens it to fit the notes' text
+                                    ticktext=[f"rank {r}" for r in range(1, k_cols + 1)])))
+    return fig
+
+
+def _outside_top_k(rows, k_cols: int, style: FigureStyle) -> tuple[list[dict], int, list[tuple[int, int]]]:
+    """(notes right of the rows whose target is outside the top K, the right margin they need, the
+    (column, row) cells to outline where it is inside); all set at once: add_shape in a loop is quadratic."""
+    beyond, cells, notes = 0, [], []
     for r, pos in enumerate(rows):
         col = next((i for i, c in enumerate(pos.top, 1) if c.token.id == pos.target.id), None)
         if col is not None:
@@ -332,15 +359,15 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
         beyond = max(beyond, len(label))
         notes.append(dict(x=k_cols + 0.5, y=r, xref="x", yref="y", text=label, showarrow=False, xanchor="left",
                           xshift=6, font=dict(size=style.label_size), name="target outside top-K"))
-    margin_r = 30 + int(beyond * style.label_size * 0.6)
-    title = f"Top-{k_cols} next-token candidates at each position (outlined: the true next token)"
-    _layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
-            extra_top=2 * style.label_size)  # the rank ticks above the rows
-    _row_axis(fig, [context_label(pos.context) for pos in rows])
-    set_layout(fig, dict(shapes=_outlines(cells, style), annotations=notes,
-                         xaxis=dict(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
-                                    ticktext=[f"rank {r}" for r in range(1, k_cols + 1)])))
-    return fig
+    return notes, 30 + int(beyond * style.label_size * 0.6), cells
+
+
+def _cell_chars(style: FigureStyle, columns: int, left_chars: int, margin_r: int) -> int:
+    """How many characters of a token fit in one of `columns` cells of a figure PAGE_WIDTH px wide (at
+    least 4; the hover shows the whole token), so that a long token does not run into its neighbours."""
+    char_px = style.label_size * CHAR_EM
+    plot_px = (style.width or PAGE_WIDTH) - left_chars * char_px - 20 - margin_r
+    return max(4, int(plot_px / columns / char_px) - 1)  # a character of room: widths vary
 
 
 # ---------------------------------------------------------------- the walkthrough's table
