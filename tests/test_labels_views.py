@@ -121,6 +121,9 @@ def test_batch_view(settings):
     assert grid.data[0].type == "heatmap" and len(grid.data[0].z) == 2
     short = result.rows[1]
     assert grid.data[0].z[1][short.length:] == [label_figures.MASKED_PAD] * (len(short.tokens) - short.length)
+    assert list(grid.data[0].text[1][short.length:]) == ["pad"] * (len(short.tokens) - short.length)  # named in the title
+    assert escape_text(result.pad_token.display) in grid.data[0].customdata[1][-1]  # and in each pad's hover
+    assert list(grid.data[0].text[1][: short.length]) == [escape_text(t.display) for t in short.tokens[: short.length]]
     assert table["loss"].iloc[-1] == float(f"{result.batch_loss:.4g}")  # the page shows 4 significant digits
     assert explanation
     wrong, grid_wrong, *_ = run_batch("the dog likes food\na cat", settings, settings.model, False)

@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 
 from .batches import BatchResult
 from .figures import (
-    HOVER_CUSTOMDATA, NORMAL, FigureStyle, _colorbar, _layout, _row_axis, escape_text, percent, shorten,
+    HOVER_CUSTOMDATA, NORMAL, FigureStyle, _cell_chars, _colorbar, _layout, _row_axis, cut, escape_text, percent,
+    shorten,
 )
 from .shifts import ShiftComparison
 from .training import TrainingRun
@@ -19,6 +20,8 @@ COUNTED, MASKED_PAD, COUNTED_PAD, NOT_PREDICTED = 0, 1, 2, 3
 CELL_COLORS = ["#0072B2", "#d9d9d9", "#D55E00", "#ffffff"]
 """Colour-blind-safe (Okabe-Ito): counted, pad left out, pad counted by mistake, first token."""
 CELL_NAMES = ["counts in the loss", "pad, label −100", "pad, counted (wrong)", "first token (nothing predicts it)"]
+COLORBAR_PX = 280
+"""Room the batch grid's colour bar and its names take right of the cells, px."""
 
 
 def _cell_state(row, t: int) -> int:
@@ -36,7 +39,10 @@ def batch_grid(result: BatchResult, style: FigureStyle = NORMAL) -> go.Figure:
     """The padded batch as a grid: a row per sentence, a cell per token, coloured by whether it counts."""
     width = max(len(r.tokens) for r in result.rows)
     z = [[_cell_state(r, t) for t in range(width)] for r in result.rows]
-    text = [[escape_text(tok.display) for tok in r.tokens] for r in result.rows]
+    labels = [f"row {i}: {escape_text(shorten(r.text, 20))}" for i, r in enumerate(result.rows)]
+    chars = _cell_chars(style, width, max(map(len, labels)), COLORBAR_PX)
+    text = [["pad" if r.attention_mask[t] == 0 else escape_text(cut(tok.display, chars)) for t, tok in enumerate(r.tokens)]
+            for r in result.rows]  # the title names the pad token; each cell's hover names its token whole
     hover = [[_batch_hover(r, t) for t in range(width)] for r in result.rows]
     scale = [[edge / 4, color] for k, color in enumerate(CELL_COLORS) for edge in (k, k + 1)]  # discrete
     fig = go.Figure(go.Heatmap(
@@ -44,7 +50,6 @@ def batch_grid(result: BatchResult, style: FigureStyle = NORMAL) -> go.Figure:
         zmin=-0.5, zmax=3.5, colorscale=scale, xgap=2, ygap=2, textfont=dict(size=style.label_size),
         colorbar=dict(tickvals=[0, 1, 2, 3], ticktext=CELL_NAMES, tickfont=dict(size=style.label_size)),
     ))
-    labels = [f"row {i}: {escape_text(shorten(r.text, 20))}" for i, r in enumerate(result.rows)]
     title = "The batch, padded on the right with " + escape_text(result.pad_token.display)
     _layout(fig, style, title, len(result.rows) * style.row_height * 1.6 + 80)
     _row_axis(fig, labels)
