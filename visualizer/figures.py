@@ -326,11 +326,12 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     notes, margin_r, cells = _outside_top_k(rows, k_cols, style)
     chars = _cell_chars(style, k_cols, max(map(len, row_labels)), margin_r)
     z = [[c.p for c in pos.top] for pos in rows]  # (R, K)
-    full = [[f"{escape_text(c.token.display)}<br>{percent(c.p)}" for c in pos.top] for pos in rows]  # two lines
+    whole = [[escape_text(c.token.display) for c in pos.top] for pos in rows]  # for the hover
     text = [[f"{escape_text(cut(c.token.display, chars))}<br>{percent(c.p)}" for c in pos.top] for pos in rows]
     fig = go.Figure(go.Heatmap(
-        z=packed(z), x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}", customdata=full,
-        hovertemplate="%{customdata}<br>rank %{x}<extra></extra>", textfont=dict(size=style.label_size),
+        z=packed(z), x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}", customdata=whole,
+        hovertemplate="%{customdata}<br>p = %{z:.2p}<br>%{x}<extra></extra>",  # x hovers as its tick, 'rank 3'
+        textfont=dict(size=style.label_size),
         colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
         colorbar=_colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5, thickness=14,
                            title=dict(text="p", side="top")),
