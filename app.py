@@ -15,7 +15,7 @@ from types import SimpleNamespace  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from visualizer import service, service_labels, service_steps  # noqa: E402
-from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE, MaskChoice  # noqa: E402
+from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE  # noqa: E402
 from visualizer.batching import NewestRequests  # noqa: E402
 from visualizer.training import TRAINED  # noqa: E402
 from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
@@ -34,9 +34,10 @@ NEWEST = NewestRequests()
 
 
 def _failure(message: str):
-    """Outputs for a failed request: results cleared, one sentence shown."""
+    """Outputs for a failed request: results cleared, one sentence shown, and the picked tokens cleared too
+    (with no analysis held, nothing could tell whether a pick still names the token it was made on)."""
     empty = [None] * 5
-    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, gr.skip()]
+    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, gr.CheckboxGroup(value=[])]
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -72,8 +73,7 @@ def make_handlers(settings: Settings):
         session = _session(request)
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
-            picked = service_labels.picks_still_meant(held, text, settings, model, picked, bos, session)
-            mask = MaskChoice(mask_mode, mask_n or 0, marker or "", picked)
+            mask = service_labels.page_mask(held, text, settings, model, bos, session, mask_mode, mask_n, marker, picked)
             if skip_if_shown and service_labels.already_shown(held, text, settings, model, mask, top_k=top_k, bos=bos):
                 return [gr.skip()] * len(_failure(""))
             analysis, views = service_labels.page_analysis(
@@ -84,7 +84,7 @@ def make_handlers(settings: Settings):
             outputs = _failure(service.user_message(err))
         else:
             outputs = [analysis, views.summary, *_views_outputs(analysis, views), views.positions,
-                       _picker(analysis, picked)]
+                       _picker(analysis, mask.picked)]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
 
     def analyze_page(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
@@ -164,19 +164,20 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         except Exception as err:  # noqa: BLE001
             return None, f"⚠ {service.user_message(err)}", None, None
 
-    def train(text, model, steps, optimizer, lr, bos, classroom, mask_mode, mask_n, marker, picked,
-              request: gr.Request, progress=gr.Progress()):
+    def train(text, model, steps, optimizer, lr, bos, classroom, mask_mode, mask_n, marker, picked, held=None,
+              request: gr.Request = None, progress=gr.Progress()):
         """Train this session's copy; the trained copy joins the model menus."""
         try:
+            session = _session(request)
             views = service_labels.run_training(
-                _session(request), text, settings, model, steps, optimizer, lr or None,
-                MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ())), bos, classroom,
+                session, text, settings, model, steps, optimizer, lr or None,
+                service_labels.page_mask(held, text, settings, model, bos, session, mask_mode, mask_n, marker, picked),
+                bos, classroom,
                 progress=lambda step, total, loss: progress(step / total, desc=f"step {step}/{total}, loss {loss:.3f}"))
         except Exception as err:  # noqa: BLE001
             return [gr.skip(), f"⚠ {service.user_message(err)}", *[gr.skip()] * 4, *[gr.skip()] * 3]
         menus = [gr.Dropdown(choices=_model_choices(settings, True))] * 3
-        return [(views.run, *views.analyses), views.summary, views.curve, views.heatmap, views.before, views.after,
-                *menus]
+        return [views.redrawable, views.summary, views.curve, views.heatmap, views.before, views.after, *menus]
 
     def reset(model, request: gr.Request):
         menus = [gr.Dropdown(choices=_model_choices(settings, False))] * 3
@@ -184,12 +185,14 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         return [None, service_labels.reset_training(_session(request)), None, None, None, None,
                 gr.Dropdown(choices=_model_choices(settings, False), value=chosen), *menus[1:]]
 
-    def compare(text, model_a, model_b, view, top_k, bos, classroom, mask_mode, mask_n, marker, picked,
-                request: gr.Request):
+    def compare(text, model_a, model_b, view, top_k, bos, classroom, mask_mode, mask_n, marker, picked, held=None,
+                model=None, request: gr.Request = None):
+        """Two models on the text with the page's masking (picks checked against the page's model)."""
         try:
-            mask = MaskChoice(mask_mode, mask_n or 0, marker or "", tuple(picked or ()))
-            a, b = service_labels.compare_analyses(text, settings, model_a, model_b, _session(request), top_k, bos,
-                                                   mask)
+            session = _session(request)
+            mask = service_labels.page_mask(held, text, settings, model or model_a, bos, session, mask_mode, mask_n,
+                                            marker, picked)
+            a, b = service_labels.compare_analyses(text, settings, model_a, model_b, session, top_k, bos, mask)
             return [(a, b, view), "", *service_labels.compare_figures(a, b, view, classroom)]
         except Exception as err:  # noqa: BLE001
             return [None, f"⚠ {service.user_message(err)}", None, None, None]
@@ -519,7 +522,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         tabs.select(steps.track_tab, None, open_tab, api_visibility="private", queue=False)
         tabs.select(None, None, None, js=RELAYOUT_JS)
         label_handlers = make_label_handlers(settings)
-        _wire_labels(label_handlers, tabs_l, mask, [text, model, top_k, bos, classroom], inputs, outputs,
+        _wire_labels(label_handlers, tabs_l, mask, [state, text, model, top_k, bos, classroom], inputs, outputs,
                      page, settings)
         demo.unload(label_handlers.release)
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
@@ -553,7 +556,7 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
 
 def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) -> None:
     """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
-    text, model, top_k, bos, classroom = shared
+    state, text, model, top_k, bos, classroom = shared
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
     # N and the marker re-run the analysis as the user edits them, not only on Enter: a click on a mode
     # right after typing can be sent before the typed value reaches the page's state (seen in Chromium:
@@ -575,13 +578,13 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) 
                       concurrency_id="views")
     menus = [model, c.model_a, c.model_b]
     train_figures = [c.curve, c.heat, c.before, c.after]
-    c.train.click(h.train, [text, model, c.steps, c.optimizer, c.lr, bos, classroom, *mask_inputs],
+    c.train.click(h.train, [text, model, c.steps, c.optimizer, c.lr, bos, classroom, *mask_inputs, state],
                   [c.train_state, c.train_note, *train_figures, *menus], api_visibility="private",
                   concurrency_id="training", concurrency_limit=settings.training_concurrency)
     c.reset.click(h.reset, [model], [c.train_state, c.train_note, *train_figures, *menus],
                   api_visibility="private", queue=False)
     compare_figures = [c.plot_a, c.plot_b, c.diff]
-    c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom, *mask_inputs],
+    c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom, *mask_inputs, state, model],
                     [c.compare_state, c.compare_note, *compare_figures], api_visibility="private",
                     concurrency_id="views")
     classroom.change(h.restyle, [c.batch_state, c.shift_state, c.train_state, c.compare_state, classroom],

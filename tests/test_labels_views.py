@@ -244,13 +244,41 @@ def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_w
     request = type("Request", (), {"session_hash": "restyle"})()
     batched = h.batch("the dog likes food\na cat", settings.model, True, False)[0]
     shifted = h.shift(TEXT, settings.model, list(MISTAKES)[0], False, False)[0]
-    trained = h.train(TEXT, settings.model, 2, "sgd", 0, False, False, "none", 0, "", [], request,
+    trained = h.train(TEXT, settings.model, 2, "sgd", 0, False, False, "none", 0, "", [], request=request,
                       progress=lambda *a, **k: None)[0]
-    compared = h.compare(TEXT, settings.model, settings.model, "top-K", 5, False, False, "none", 0, "", [], request)[0]
+    compared = h.compare(TEXT, settings.model, settings.model, "top-K", 5, False, False, "none", 0, "", [],
+                         request=request)[0]
     assert batched and shifted and trained and compared
+    assert trained[0].trained is None and "restyle" in TRAINED  # the page keeps no model: the registry bounds them
     for style, on in ((CLASSROOM, True), (NORMAL, False)):
         figures = h.restyle(batched, shifted, trained, compared, on)
         assert len(figures) == 10 and {f.layout.font.size for f in figures} == {style.font_size}
     skips = h.restyle(None, None, None, None, True)  # nothing shown yet: nothing redrawn
     assert all(isinstance(s, type(app.gr.skip())) for s in skips) and len(skips) == 10
     reset_training("restyle")
+
+
+def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
+    import served  # noqa: F401 - puts the project root on sys.path for `import app`
+    import app
+
+    held = analyze_with_mask(TEXT, settings, settings.model, MaskChoice("picked tokens", picked=(1, 3)))
+    h = app.make_label_handlers(settings)
+    request = type("Request", (), {"session_hash": "stale-picks"})()
+    edited = "the dog eats a lot of fish"  # token 1 is the same, token 3 is not
+    mask = ["picked tokens", 0, "", [1, 3]]
+    compared = h.compare(edited, settings.model, settings.model, "top-K", 5, False, False, *mask, held, settings.model,
+                         request=request)[0]
+    assert [i for i, label in enumerate(compared[0].labels) if label == IGNORE_INDEX] == [1]
+    run = h.train(edited, settings.model, 1, "sgd", 0, False, False, *mask, held, request=request,
+                  progress=lambda *a, **k: None)[0][0]
+    assert [i for i, label in enumerate(run.labels) if label == IGNORE_INDEX] == [1]
+    reset_training("stale-picks")
+
+
+def test_a_failed_analysis_clears_the_picks():
+    import served  # noqa: F401
+    import app
+
+    cleared = app._failure("x")[-1]
+    assert isinstance(cleared, app.gr.CheckboxGroup) and cleared.value == []

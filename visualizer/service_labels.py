@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pandas as pd
@@ -118,6 +118,14 @@ def already_shown(held: Analysis | None, text: str, settings: Settings, model: s
     return held.labels == [IGNORE_INDEX if i in masked else t for i, t in enumerate(held.input_ids)]
 
 
+def page_mask(held: Analysis | None, text: str, settings: Settings, model: str, bos: bool, session_id: str | None,
+              mode: str, first_n, marker: str | None, picked) -> MaskChoice:
+    """The page's masking controls as a MaskChoice for `text`, keeping only the picks that still name
+    the token that was picked in `held` (the analysis the page shows)."""
+    picks = picks_still_meant(held, text, settings, model, picked, bos, session_id)
+    return MaskChoice(mode, first_n or 0, marker or "", picks)
+
+
 def picks_still_meant(held: Analysis | None, text: str, settings: Settings, model: str, picked, bos: bool = False,
                       session_id: str | None = None) -> tuple[int, ...]:
     """The picked label indices that still name the token the user picked: those whose tokens, up to
@@ -216,6 +224,12 @@ class TrainingViews:
     summary: str
     analyses: tuple[Analysis, Analysis]
     """The text analysed before and after training (to redraw the figures in another style)."""
+
+    @property
+    def redrawable(self) -> tuple[TrainingRun, Analysis, Analysis]:
+        """What `training_figures` needs, without the trained model: a page keeps this for an hour,
+        and the trained copies held at once must stay bounded (VISUALIZER_MAX_TRAINED_COPIES)."""
+        return (replace(self.run, trained=None), *self.analyses)
 
 
 def run_training(
