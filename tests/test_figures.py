@@ -351,3 +351,13 @@ def test_top_k_cells_cut_long_tokens_to_fit_and_the_hover_keeps_them_whole(analy
             assert shown == esc(c.token.display) if len(c.token.display) <= 4 else shown == esc(c.token.display[:3] + "…")
     assert "%{customdata}" in heat.hovertemplate and any("…" in cell for row in heat.text for cell in row)
     assert figures.cut("␣computational", 6) == "␣comp…" and figures.cut("␣dog", 6) == "␣dog"
+
+
+def test_a_cell_holds_more_characters_on_a_wider_page_and_fewer_with_more_columns():
+    chars = figures._cell_chars
+    for style in (NORMAL, CLASSROOM):
+        assert chars(style, 10, 20, 300) >= 4
+        assert chars(style, 10, 20, 300) < chars(dataclasses.replace(style, width=2400), 10, 20, 300)
+        assert chars(style, 5, 20, 300) > chars(style, 10, 20, 300) >= chars(style, 50, 20, 300) == 4
+        assert chars(style, 10, 40, 300) <= chars(style, 10, 20, 300)  # longer row labels leave less room
+    assert chars(NORMAL, 10, 20, 300) > chars(CLASSROOM, 10, 20, 300)  # larger type, fewer characters
