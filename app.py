@@ -557,6 +557,7 @@ def _wire_steps(steps, gen, gen_state, lens, lens_state, layers_tab, shared, len
 def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) -> None:
     """Events of the masking controls and the Batches, Shift mistakes, Train and Compare tabs."""
     state, text, model, top_k, bos, classroom = shared
+    main = main_analysis(settings, inputs)
     mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
     # N and the marker re-run the analysis as the user edits them, not only on Enter: a click on a mode
     # right after typing can be sent before the typed value reaches the page's state (seen in Chromium:
@@ -564,10 +565,10 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) 
     # Each is skipped when the held analysis already has those labels (N edited in mode 'none', a blur).
     for trigger in (mask.mode.input, mask.n.submit, mask.n.input, mask.marker.submit, mask.marker.blur,
                     mask.picked.input):
-        trigger(page.analyze_masking, inputs, outputs, **main_analysis(settings, inputs))
+        trigger(page.analyze_masking, inputs, outputs, **main)
     mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
                     api_visibility="private", queue=False).then(
-        page.analyze_page, inputs, outputs, **main_analysis(settings, inputs))
+        page.analyze_page, inputs, outputs, **main)
     batch_figures = [c.batch_grid, c.batch_losses]
     for trigger in (c.batch_run.click, c.mask_pads.input):
         trigger(h.batch, [c.batch_texts, model, c.mask_pads, classroom],

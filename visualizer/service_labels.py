@@ -322,8 +322,9 @@ def compare_figures(a: Analysis, b: Analysis, view: str, classroom: bool = False
     style = _style(classroom)
     draw = {"loss per position": figures.loss_bars, "top-K": figures.top_k_heatmap,
             "predicted vs true": figures.sentence_vocab_heatmap}[view]
-    return (_headed(draw(a, style), f"A: {short_name(a.model)}", a), _headed(draw(b, style), f"B: {short_name(b.model)}", b),
-            loss_difference(a, b, style))
+    bars = view == "loss per position"
+    return (_headed(draw(a, style), f"A: {short_name(a.model)}", a, bars),
+            _headed(draw(b, style), f"B: {short_name(b.model)}", b, bars), loss_difference(a, b, style))
 
 
 def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figures.NORMAL) -> go.Figure:
@@ -341,16 +342,16 @@ def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figur
 
 
 HEADER_NAME_CHARS = 60
-"""A model name in a side-by-side figure's title keeps its last this many characters."""
+"""A model name in a compared figure's title keeps its last this many characters."""
 
 
-def _headed(fig: go.Figure, label: str, analysis: Analysis) -> go.Figure:
-    """A figure shown beside another, titled short enough for half a classroom screen: which one it is and
-    its loss ('A: SmolLM2-135M-Instruct · loss = 6.366 nats'). The view's own long title is dropped (the
-    page names the view); a loss-bars subtitle is shortened; any other subtitle (rows left out) stays."""
+def _headed(fig: go.Figure, label: str, analysis: Analysis, loss_bars: bool = False) -> go.Figure:
+    """One of two figures to compare (A and B, before and after), titled with which one it is and its loss
+    ('A: SmolLM2-135M-Instruct · loss = 6.366 nats') instead of the view's own title (the page names the
+    view). Loss bars' subtitle, which repeats the loss, is cut to the rest; any other (rows left out) stays."""
     title = f"{figures.escape_text(label)} · loss = {_num(analysis.loss)} nats"
     subtitle = fig.layout.title.subtitle.text or ""
-    if subtitle.startswith("model loss"):
+    if loss_bars and analysis.counted:
         subtitle = f"the mean of the {analysis.counted} counted bars · perplexity = {_num(analysis.perplexity, 2)}"
     fig.update_layout(title_text=title, title_subtitle_text=subtitle)
     return fig
