@@ -11,7 +11,7 @@ import torch
 from visualizer import training
 from visualizer.analysis import IGNORE_INDEX, analyze
 from visualizer.errors import InputError
-from visualizer.training import TRAINING_LOCK, TrainedCopies, train_for_session, train_on_text, validate_options
+from visualizer.training import TrainedCopies, TrainingSlots, train_for_session, train_on_text, validate_options
 
 TEXT = "the dog likes food"
 
@@ -124,42 +124,80 @@ def test_option_defaults():
     assert validate_options(50.0, " sgd ", 0.5) == (50, "sgd", 0.5)
 
 
-def test_one_run_at_a_time(tiny_lm):
-    with TRAINING_LOCK:
-        with pytest.raises(InputError, match="in progress"):
-            train_on_text(TEXT, tiny_lm, steps=1)
-        start = time.perf_counter()
-        with pytest.raises(InputError, match="in progress"):
-            train_on_text(TEXT, tiny_lm, steps=1, wait_s=0.2)
-        assert time.perf_counter() - start >= 0.2
+def test_no_free_slot_refuses_at_once_or_after_the_wait(tiny_lm):
+    slots = TrainingSlots(1)
+    assert slots.acquire()
+    with pytest.raises(InputError, match="1 training run is in progress"):
+        train_on_text(TEXT, tiny_lm, steps=1, slots=slots)
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="in progress"):
+        train_on_text(TEXT, tiny_lm, steps=1, wait_s=0.2, slots=slots)
+    assert time.perf_counter() - start >= 0.2
+    slots.release()
+    assert train_on_text(TEXT, tiny_lm, steps=1, slots=slots).trained is not None
 
 
-def test_a_second_run_is_refused_while_one_trains(tiny_lm):
-    inside, release = threading.Event(), threading.Event()
+def _overlapping_runs(lm, slots: TrainingSlots, runs: int):
+    """Start `runs` trainings at once, each holding its slot in its first step until all have started
+    or 5 s pass; returns (how many were inside together at most, the errors)."""
+    inside, together, errors, lock = threading.Barrier(runs, timeout=5), [0], [], threading.Lock()
 
     def hold(step, total, loss):
-        inside.set()
-        release.wait(10)
+        if step == 1:
+            with lock:
+                together[0] = max(together[0], slots.running)
+            try:
+                inside.wait()
+            except threading.BrokenBarrierError:
+                pass
 
-    worker = threading.Thread(target=train_on_text, args=(TEXT, tiny_lm), kwargs={"steps": 1, "progress": hold})
-    worker.start()
-    try:
-        assert inside.wait(10)
-        with pytest.raises(InputError, match="in progress"):
-            train_on_text(TEXT, tiny_lm, steps=1)
-    finally:
-        release.set()
-        worker.join(10)
-    assert not TRAINING_LOCK.locked()
+    def train():
+        try:
+            train_on_text(TEXT, lm, steps=2, progress=hold, slots=slots, wait_s=0.0)
+        except InputError as err:
+            errors.append(str(err))
+            inside.abort()
+
+    workers = [threading.Thread(target=train) for _ in range(runs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    return together[0], errors
 
 
-def test_the_lock_is_freed_when_a_run_fails(tiny_lm):
+def test_two_slots_run_two_trainings_at_once(tiny_lm):
+    together, errors = _overlapping_runs(tiny_lm, TrainingSlots(2), 2)
+    assert errors == [] and together == 2
+
+
+def test_one_slot_refuses_the_second_overlapping_run(tiny_lm):
+    together, errors = _overlapping_runs(tiny_lm, TrainingSlots(1), 2)
+    assert together == 1 and len(errors) == 1 and "in progress" in errors[0]
+
+
+def test_the_slot_is_freed_when_a_run_fails(tiny_lm):
     def fail(*_):
         raise RuntimeError("cancelled")
 
+    slots = TrainingSlots(1)
     with pytest.raises(RuntimeError):
-        train_on_text(TEXT, tiny_lm, steps=2, progress=fail)
-    assert not TRAINING_LOCK.locked()
+        train_on_text(TEXT, tiny_lm, steps=2, progress=fail, slots=slots)
+    assert slots.running == 0 and slots.acquire()
+
+
+def test_the_same_seed_repeats_a_run_and_no_seed_picks_one(tiny_lm):
+    first = train_on_text(TEXT, tiny_lm, steps=3, lr=1e-2, seed=7)
+    again = train_on_text(TEXT, tiny_lm, steps=3, lr=1e-2, seed=7)
+    assert first.seed == again.seed == 7 and first.losses == again.losses
+    picked = train_on_text(TEXT, tiny_lm, steps=1, lr=1e-2)
+    assert 0 <= picked.seed <= training.MAX_SEED and picked.to_dict()["seed"] == picked.seed
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "3"])
+def test_bad_seeds_are_refused(tiny_lm, seed):
+    with pytest.raises(InputError, match="seed"):
+        train_on_text(TEXT, tiny_lm, steps=1, seed=seed)
 
 
 # ---------------------------------------------------------------- trained copies per session

@@ -7,8 +7,8 @@ Each returns plain results (dataclasses, figures, DataFrames, text) or raises In
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Callable
 
 import pandas as pd
@@ -23,7 +23,7 @@ from .masking import chat_example, mask_until
 from .service import Views, batcher, build_views, check_text, get_model, taking_turns
 from .settings import Settings
 from .shifts import ShiftComparison, double_shift, off_by_one
-from .training import TRAINED, TrainingRun, train_for_session
+from .training import TRAINED, TrainingRun, TrainingSlots, train_for_session
 
 MASK_MODES = ("none", "first N tokens", "up to a marker", "picked tokens")
 TRAINED_CHOICE = "your trained copy"
@@ -247,11 +247,22 @@ def run_training(
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {steps}.")
     run = train_for_session(session_id, text, lm, steps=steps, optimizer=optimizer, lr=lr or None,
                             masked=masked, bos=bool(bos), progress=_with_deadline(progress, settings.time_limit_s),
-                            wait_s=0.0)
+                            slots=training_slots(settings))
     after = analyze(text, run.trained, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens)
     curve, heatmap, before_fig, after_fig = training_figures(run, before, after, classroom)
     return TrainingViews(run=run, curve=curve, heatmap=heatmap, before=before_fig, after=after_fig,
                          summary=training_summary(run, before, after), analyses=(before, after))
+
+
+def training_slots(settings: Settings) -> TrainingSlots:
+    """The process's training slots: VISUALIZER_TRAINING_CONCURRENCY runs at once (the page's queue lets
+    no more than that many start, and shows the others their place)."""
+    return _slots(max(1, settings.training_concurrency))
+
+
+@cache
+def _slots(size: int) -> TrainingSlots:
+    return TrainingSlots(size)
 
 
 def training_figures(run: TrainingRun, before: Analysis, after: Analysis, classroom: bool = False) -> tuple:

@@ -2,15 +2,16 @@
 
 The shared model is never touched: training runs on `copy.deepcopy(lm.model)`, which is
 returned as a LoadedModel so `analysis.analyze` can show the same tables before and after.
-Masked labels (-100) leave the loss and so get no gradient. One run at a time per process
-(TRAINING_LOCK); trained copies live in a small bounded registry keyed by session id.
-Pure: no gradio, no plotly.
+Masked labels (-100) leave the loss and so get no gradient. At most `TrainingSlots.size` runs at
+once (VISUALIZER_TRAINING_CONCURRENCY); trained copies live in a small bounded registry keyed by
+session id. Pure: no gradio, no plotly.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .analysis import IGNORE_INDEX, encode, make_labels
+from .analysis import IGNORE_INDEX, Analysis, analyze, encode, make_labels
 from .errors import InputError
 from .loading import LoadedModel
 from .shifts import target_log_probs
@@ -34,8 +35,7 @@ DEFAULT_LR = {"adamw": 1e-4, "sgd": 1e-3}
 MAX_LR = 1.0
 MAX_TOKENS = 256
 """Longest text trained on, in tokens: memory and time grow with it."""
-TRAINING_LOCK = threading.Lock()
-"""Held for a whole run (copy included): at most one training run per process at a time."""
+MAX_SEED = 2**32 - 1
 
 Progress = Callable[[int, int, float], None]
 """Called after each step with (step, total steps, loss after that step)."""
@@ -76,6 +76,8 @@ class TrainingRun:
     """(S+1,) the state before training and after each of the S steps taken."""
     seconds: float
     """Wall-clock time of the run, copy included."""
+    seed: int = 0
+    """The seed torch's RNG was set to for the run (eval mode uses no randomness; kept to repeat a run)."""
     trained: LoadedModel | None = field(default=None, repr=False)
     """The trained copy (eval mode, no grad); not part of the JSON."""
     notices: list[str] = field(default_factory=list)
@@ -84,6 +86,11 @@ class TrainingRun:
     def losses(self) -> list[float | None]:
         """(S+1,) the loss before training and after each step."""
         return [h.loss for h in self.history]
+
+    @property
+    def losses_before_updates(self) -> list[float | None]:
+        """(S,) the loss each step's update started from: losses[:-1] (the last is the trained copy's)."""
+        return self.losses[:-1]
 
     def p_target_grid(self) -> list[list[float]]:
         """(n-1, S+1) p(target) with positions as rows and steps as columns: a heatmap's z."""
@@ -99,6 +106,7 @@ class TrainingRun:
             "labels": self.labels,
             "optimizer": self.optimizer,
             "lr": self.lr,
+            "seed": self.seed,
             "steps": self.steps,
             "steps_taken": len(self.history) - 1,
             "losses": self.losses,
@@ -127,6 +135,47 @@ def validate_options(steps, optimizer: str, lr) -> tuple[int, str, float]:
     return int(steps), name, float(lr)
 
 
+def validate_seed(seed) -> int:
+    """A seed that is a whole number in 0..MAX_SEED; None -> a fresh random one (reported with the run)."""
+    if seed is None:
+        return random.SystemRandom().randrange(MAX_SEED + 1)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"The seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}.")
+    return seed
+
+
+class TrainingSlots:
+    """How many training runs may go on at once (a semaphore): each holds a model copy and its optimizer
+    state, so the server bounds them; a run that finds no free slot within `wait_s` is refused."""
+
+    def __init__(self, size: int = 1):
+        if size < 1:
+            raise ValueError("at least one training slot")
+        self.size = size
+        self.running = 0
+        """Runs holding a slot now."""
+        self._free = threading.BoundedSemaphore(size)
+        self._count = threading.Lock()
+
+    def acquire(self, wait_s: float = 0.0) -> bool:
+        """Take a slot, waiting at most `wait_s` seconds (0: not at all)."""
+        took = self._free.acquire(timeout=wait_s) if wait_s > 0 else self._free.acquire(blocking=False)
+        if took:
+            with self._count:
+                self.running += 1
+        return took
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._count:
+            self.running -= 1
+        self._free.release()
+
+
+SLOTS = TrainingSlots(1)
+"""The default slots of a process that says nothing else (the CLI): one run at a time."""
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -142,31 +191,72 @@ def train_on_text(
     max_tokens: int | None = None,
     progress: Progress | None = None,
     wait_s: float = 0.0,
+    seed: int | None = None,
+    slots: TrainingSlots = SLOTS,
 ) -> TrainingRun:
-    """Take `steps` optimizer steps on a copy of lm.model, recording loss and p(target) after each."""
+    """Take `steps` optimizer steps on a copy of lm.model, recording loss and p(target) after each.
+
+    `seed` sets torch's RNG inside the run only (forked: other threads' draws are untouched);
+    None picks one, recorded in the run so it can be repeated."""
     steps, optimizer, lr = validate_options(steps, optimizer, lr)
+    seed = validate_seed(seed)
     ids, labels = _inputs(text, lm, mask_first, masked, bos, max_tokens)
-    if not _acquire(wait_s):
-        raise InputError("Another training run is in progress; try again in a moment.")
+    if not slots.acquire(wait_s):
+        raise InputError(f"{slots.size} training run{'s are' if slots.size > 1 else ' is'} in progress, the most "
+                         "this server runs at once; try again in a moment.")
     try:
         start = time.perf_counter()
-        model = _trainable_copy(lm.model)
-        history, notices = _run(model, ids, labels, steps, optimizer, lr, progress)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = _trainable_copy(lm.model)
+            history, notices = _run(model, ids, labels, steps, optimizer, lr, progress)
         model.requires_grad_(False)
         model.eval()
     finally:
-        TRAINING_LOCK.release()
+        slots.release()
     taken = len(history) - 1
     trained = LoadedModel(f"{lm.name} (trained {taken} steps)", model, lm.tokenizer, lm.decoder, "trained")
     return TrainingRun(
         lm.name, text, lm.decoder.tokens(ids), labels, optimizer, lr, steps, history,
-        time.perf_counter() - start, trained, notices,
+        time.perf_counter() - start, seed, trained, notices,
     )
 
 
-def _acquire(wait_s: float) -> bool:
-    """Take TRAINING_LOCK, waiting at most `wait_s` seconds (0: not at all)."""
-    return TRAINING_LOCK.acquire(timeout=wait_s) if wait_s > 0 else TRAINING_LOCK.acquire(blocking=False)
+@dataclass
+class BeforeAfter:
+    """A training run with the text's analysis before and after it (the same labels in both)."""
+
+    run: TrainingRun
+    before: Analysis
+    after: Analysis
+
+    def to_dict(self, sentence_vocab: bool = True) -> dict:
+        """The CLI's JSON: the run's settings, the loss before each update, and both analyses."""
+        run = self.run
+        return {
+            "model": run.model, "text": run.text, "steps": run.steps, "steps_taken": len(run.history) - 1,
+            "optimizer": run.optimizer, "lr": run.lr, "seed": run.seed, "losses": run.losses_before_updates,
+            "notices": run.notices, "before": self.before.to_dict(sentence_vocab=sentence_vocab),
+            "after": self.after.to_dict(sentence_vocab=sentence_vocab),
+        }
+
+
+def train_before_after(
+    text: str, lm: LoadedModel, top_k: int = 10, mask_first: int = 0, masked=(), bos: bool = False,
+    max_tokens: int | None = None, max_top_k: int = 50, **training,
+) -> BeforeAfter:
+    """Analyse the text, train a copy on it (`training`: train_on_text's options), analyse it again with the copy.
+
+    The options are checked before any forward pass, so a bad one costs nothing."""
+    validate_options(training.get("steps", DEFAULT_STEPS), training.get("optimizer", "adamw"), training.get("lr"))
+    validate_seed(training.get("seed", 0))
+    before = analyze(text, lm, top_k=top_k, mask_first=mask_first, masked=masked, bos=bos, max_tokens=max_tokens,
+                     max_top_k=max_top_k)
+    skipped = [i for i, label in enumerate(before.labels) if label == IGNORE_INDEX]
+    run = train_on_text(text, lm, masked=skipped, bos=bos, max_tokens=max_tokens, **training)
+    after = analyze(text, run.trained, top_k=top_k, masked=skipped, bos=bos, max_tokens=max_tokens,
+                    max_top_k=max_top_k)
+    return BeforeAfter(run, before, after)
 
 
 def _inputs(text, lm, mask_first, masked, bos, max_tokens) -> tuple[list[int], list[int]]:
