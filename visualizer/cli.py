@@ -53,9 +53,9 @@ def add_model_argument(parser: argparse.ArgumentParser, settings: Settings) -> N
 
 
 def _extra_commands():
-    """Registration functions of the other subcommands (generation, lens), when present."""
+    """Registration functions of the other subcommands (generate, lens, train), when present."""
     registrars = []
-    for module_name in ("visualizer.generation_cli", "visualizer.lens_cli"):
+    for module_name in ("visualizer.generation_cli", "visualizer.lens_cli", "visualizer.train_cli"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as err:
@@ -73,7 +73,7 @@ def run_analyze(args, settings: Settings, out) -> None:
     from .loading import load_model
     from .masking import mask_until
 
-    texts = _checked_texts(args.texts, settings)
+    texts = checked_texts(args.texts, settings)
     validate_top_k(args.top_k, settings.max_top_k)
     lm = load_model(args.model)
     results = [
@@ -97,7 +97,7 @@ def run_analyze(args, settings: Settings, out) -> None:
         out.write("\n\n".join(walkthrough_text(r) for r in results) + "\n")
 
 
-def _checked_texts(texts: list[str], settings: Settings) -> list[str]:
+def checked_texts(texts: list[str], settings: Settings) -> list[str]:
     """Refuse empty texts, and texts longer than the configured maximum, before loading a model."""
     for text in texts:
         if not text.strip():
