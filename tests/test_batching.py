@@ -13,6 +13,7 @@ import torch
 from visualizer import analysis, batching, service
 from visualizer.analysis import IGNORE_INDEX, Request, analyze, measure_batch, measure_one, model_loss
 from visualizer.batching import ForwardBatcher, NewestRequests, TokenBudget
+from visualizer.errors import InputError
 from visualizer.memory import release_freed_memory
 from visualizer.settings import Settings
 
@@ -121,6 +122,47 @@ def test_concurrent_page_analyses_match_analyses_one_by_one(tiny_gpt2_dir):
         assert [p.p_target for p in got.positions] == pytest.approx([p.p_target for p in alone.positions], abs=2e-5)
         assert [[c.token.id for c in p.top] for p in got.positions] == [[c.token.id for c in p.top] for p in alone.positions]
         assert got.loss == pytest.approx(alone.loss, abs=2e-5)
+
+
+def test_a_turn_not_reached_within_the_wait_is_refused_and_leaves_the_budget_whole():
+    budget = TokenBudget(100)
+    with budget.hold(100):
+        start = time.perf_counter()
+        with pytest.raises(InputError, match="busy.*within 0.2 s"):
+            with budget.hold(1, wait_s=0.2):
+                pass
+        assert 0.2 <= time.perf_counter() - start < 5
+        assert not budget._turns  # the refused request left the line
+    with budget.hold(100, wait_s=0.2):  # and nothing of the budget was kept for it
+        assert budget.free == 0
+    assert budget.free == budget.total
+
+
+def test_an_analysis_waits_for_its_turn_at_most_the_time_limit(tiny_gpt2_dir):
+    """The API's analysis answers 'busy' once VISUALIZER_TIME_LIMIT_S passes without a turn."""
+    from dataclasses import replace
+
+    from visualizer import service
+    from visualizer.settings import Settings
+
+    settings = replace(Settings(), model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), time_limit_s=1, batch_tokens=64)
+    budget = service._shared(settings.batch_size, settings.batch_tokens)[1]
+    answers = []
+
+    def ask():
+        try:
+            answers.append(service.analysis_contract("the dog likes food", settings))
+        except InputError as err:
+            answers.append(err)
+
+    with budget.hold(budget.total):
+        start = time.perf_counter()
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(10)
+        assert len(answers) == 1 and "busy" in str(answers[0])  # not still waiting after 10 s
+        assert 1 <= time.perf_counter() - start < 10
+    assert service.analysis_contract("the dog likes food", settings)["loss"] is not None
 
 
 def test_the_token_budget_bounds_what_runs_at_once_and_serves_in_order():

@@ -270,3 +270,20 @@ def test_bundled_model_learns_the_sentence(bundled_lm):
     after_weights, after_logits = _snapshot(bundled_lm)
     assert all(torch.equal(weights[k], after_weights[k]) for k in weights)
     assert torch.equal(logits, after_logits)
+
+
+def test_the_pages_train_event_and_slots_follow_the_setting(tiny_gpt2_dir):
+    """VISUALIZER_TRAINING_CONCURRENCY sizes both the page's queue for Train (which shows the waiting
+    their place) and the slots behind it, so the queue never starts a run that the slots refuse."""
+    from dataclasses import replace
+
+    import app
+    from visualizer import service_labels
+    from visualizer.settings import Settings
+
+    settings = replace(Settings.from_env({"VISUALIZER_TRAINING_CONCURRENCY": "3"}), model=tiny_gpt2_dir,
+                       models=(tiny_gpt2_dir,))
+    demo = app.configure_queue(app.build_demo(settings), settings)
+    train = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "train"]
+    assert [(f.concurrency_id, f.concurrency_limit) for f in train] == [("training", 3)]
+    assert service_labels.training_slots(settings).size == 3

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .analysis import Measured, Request, measure_batch
+from .errors import InputError
 from .loading import LoadedModel
 from .memory import release_freed_memory
 
@@ -111,16 +112,21 @@ class TokenBudget:
         self._changed = threading.Condition()
 
     @contextmanager
-    def hold(self, tokens: int):
-        """Wait for the turn and `tokens` of the budget (at most all of it); give them back on exit."""
+    def hold(self, tokens: int, wait_s: float | None = None):
+        """Wait for the turn and `tokens` of the budget (at most all of it); give them back on exit.
+
+        `wait_s`: the longest wait for the turn (None: no limit); past it, an InputError says the server is busy."""
         need, turn = max(1, min(tokens, self.total)), object()
         with self._changed:
             self._turns.append(turn)
             try:
-                self._changed.wait_for(lambda: self._turns[0] is turn and self.free >= need)
+                began = self._changed.wait_for(lambda: self._turns[0] is turn and self.free >= need, wait_s)
             finally:
                 self._turns.remove(turn)
                 self._changed.notify_all()
+            if not began:
+                raise InputError(f"The server is busy: this analysis could not start within {wait_s:g} s "
+                                 "(the time limit). Try again in a moment, or with a shorter text.")
             self.free -= need
         try:
             yield

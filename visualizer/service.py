@@ -145,7 +145,7 @@ def taking_turns(settings: Settings, lm: LoadedModel, text: str, bos: bool = Fal
     take turns, so memory stays bounded); afterwards hand freed memory back to the OS."""
     ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
     try:
-        with _shared(settings.batch_size, settings.batch_tokens)[1].hold(len(ids)):
+        with _shared(settings.batch_size, settings.batch_tokens)[1].hold(len(ids), wait_s=settings.time_limit_s):
             yield
     finally:
         release_freed_memory()

@@ -63,7 +63,9 @@ class Settings:
     analysis_concurrency: int = _help("Lens, batch, shift and compare views run at once.", default=1)
     generation_concurrency: int = _help("Generation steps run at once.", default=1)
     training_concurrency: int = _help("Training runs at once (others wait in the queue, which shows their place).", default=1)
-    time_limit_s: int = _help("Longest time one request may run, seconds.", default=120)
+    time_limit_s: int = _help(
+        "Seconds a generation's run to the end or a training run may go on, and an analysis may wait for its "
+        "turn (past it: 'busy'); an analysis's own forward pass is bounded by max_tokens instead.", default=120)
     max_new_tokens: int = _help("Most tokens one generation may add.", default=200)
     max_train_steps: int = _help("Most optimizer steps one training run may take.", default=50)
     max_trained_copies: int = _help("Trained model copies held at once (the oldest is dropped).", default=2)
