@@ -272,7 +272,9 @@ def _labels_tabs(settings: Settings) -> SimpleNamespace:
                                      interactive=False, elem_id="shift-table")
     with gr.Tab("Train", id="train"):
         gr.Markdown("Train a private copy of the model on the text (respecting the masking above); the shared "
-                    "model never changes. One run at a time per server; others wait in the queue.")
+                    "model never changes. This server trains "
+                    f"{settings.training_concurrency} text{'s' if settings.training_concurrency != 1 else ''} at a "
+                    "time; others wait in the queue, which shows their place.")
         with gr.Row():
             c.steps = gr.Slider(1, settings.max_train_steps, value=10, step=1, label="Steps", elem_id="train-steps")
             c.optimizer = gr.Radio(["adamw", "sgd"], value="adamw", label="Optimizer", elem_id="train-optimizer")
