@@ -12,20 +12,121 @@ from visualizer.errors import InputError
 TEXT = "the cat likes fish and the dog likes bones"
 
 
-def _reference(lm, ids):
-    """Logits and log-probs computed directly, independent of the package: (n, V)."""
+P_TOL = {"abs": 1e-6, "rel": 2e-5}
+LOSS_TOL = {"abs": 3e-5, "rel": 1e-5}
+"""float32 softmax against the test's float64 one: 8e-6 apart at p = 0.45 over a 49,152-token vocabulary."""
+
+
+def check_against_own_forward_pass(result, lm, top_k):
+    """Every per-position number of `result` equals the test's own forward pass, softmax and cross-entropy.
+
+    The rank counts the strictly more probable tokens in the test's own float32 log-softmax, so a tie with the
+    target does not push it down; `other` is the probability of every token not in the sentence, summed directly."""
+    ids, labels = result.input_ids, result.labels
+    inputs = torch.tensor([ids])
     with torch.no_grad():
-        logits = lm.model(torch.tensor([ids])).logits[0].double()
-    return logits, torch.log_softmax(logits, dim=-1)
+        logits32 = lm.model(inputs).logits[0].float()  # (n, V)
+        own_loss = lm.model(inputs, labels=torch.tensor([labels])).loss if result.counted else None
+    logits = logits32.double()
+    p = torch.softmax(logits, dim=-1)  # (n, V)
+    logp32 = torch.log_softmax(logits32, dim=-1)
+    targets = torch.tensor(ids[1:])
+    ce = F.cross_entropy(logits[:-1], torch.tensor(labels[1:]), ignore_index=IGNORE_INDEX, reduction="none")
+    in_sentence = torch.zeros(p.shape[-1], dtype=torch.bool)
+    in_sentence[torch.tensor(sorted(set(ids)))] = True
+    columns = list(dict.fromkeys(ids))
+    assert [t.id for t in result.vocab.columns] == columns
+    assert len(result.positions) == len(ids) - 1
+    for j, pos in enumerate(result.positions):
+        row, t = p[j], targets[j]
+        assert pos.k == j + 1 and pos.target.id == ids[j + 1]
+        assert pos.p_target == pytest.approx(row[t].item(), **P_TOL)
+        assert pos.rank == int((logp32[j] > logp32[j, t]).sum()) + 1
+        assert pos.entropy == pytest.approx(-(row * torch.log(row)).nansum().item(), abs=1e-5, rel=2e-5)
+        top_p, top_ids = row.topk(min(top_k, len(row)))
+        assert [c.p for c in pos.top] == pytest.approx(top_p.tolist(), **P_TOL)
+        assert [row[c.token.id].item() for c in pos.top] == pytest.approx(top_p.tolist(), **P_TOL)  # ids with those p
+        assert len({c.token.id for c in pos.top}) == len(pos.top)
+        if len(set(top_p.float().tolist())) == len(top_p):  # no tie inside the top-K: the ids are fixed
+            assert [c.token.id for c in pos.top] == top_ids.tolist()
+        assert result.vocab.probs[j] == pytest.approx(row[columns].tolist(), **P_TOL)
+        assert result.vocab.other[j] == pytest.approx(row[~in_sentence].sum().item(), abs=2e-5)
+        assert result.vocab.target_column[j] == columns.index(ids[j + 1])
+        one_hot = torch.tensor([float(c == ids[j + 1]) for c in columns])
+        expected_diff = [*(row[columns] - one_hot).abs().tolist(), row[~in_sentence].sum().item()]
+        assert result.vocab.abs_diff(j) == pytest.approx(expected_diff, abs=2e-5)
+        if labels[j + 1] == IGNORE_INDEX:
+            assert pos.loss is None and pos.masked
+        else:
+            assert pos.loss == pytest.approx(ce[j].item(), **LOSS_TOL) and not pos.masked
+    counted = [j for j in range(len(ids) - 1) if labels[j + 1] != IGNORE_INDEX]
+    assert result.counted == len(counted)
+    if counted:
+        assert result.loss == pytest.approx(own_loss.item(), abs=1e-5, rel=1e-5)
+        assert result.mean_token_loss == pytest.approx(ce[counted].mean().item(), **LOSS_TOL)
+        assert result.loss_sum == pytest.approx(ce[counted].sum().item(), abs=3e-5 * len(counted), rel=1e-5)
+    else:
+        assert result.loss is None and result.mean_token_loss is None
 
 
-def test_per_position_loss_equals_cross_entropy(tiny_lm):
-    result = analyze(TEXT, tiny_lm)
-    ids = result.input_ids
-    logits, _ = _reference(tiny_lm, ids)
-    expected = F.cross_entropy(logits[:-1], torch.tensor(ids[1:]), reduction="none")
-    assert [p.loss for p in result.positions] == pytest.approx(expected.tolist(), abs=1e-5)
-    assert result.loss == pytest.approx(expected.mean().item(), abs=1e-5)
+OPTION_CASES = {
+    "plain": {},
+    "masked": {"mask_first": 3, "masked": [5]},
+    "bos": {"bos": True},
+    "bos and masked": {"bos": True, "mask_first": 2, "masked": [4, 6]},
+    "top-1": {"top_k": 1},
+    "top-50": {"top_k": 50},
+}
+
+
+@pytest.mark.parametrize("options", OPTION_CASES.values(), ids=OPTION_CASES.keys())
+@pytest.mark.parametrize("text", [TEXT, "the dog likes the food"])
+def test_every_number_equals_the_tests_own_forward_pass(tiny_lm, text, options):
+    result = analyze(text, tiny_lm, **{"top_k": 7, **options})
+    if options.get("bos"):
+        assert result.input_ids[0] == tiny_lm.tokenizer.bos_token_id
+    masked = [i for i, label in enumerate(result.labels) if label == IGNORE_INDEX]
+    assert len(masked) == min(len(result.labels), options.get("mask_first", 0) + len(options.get("masked", [])))
+    check_against_own_forward_pass(result, tiny_lm, result.top_k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", ["the dog likes food", "Q: 2+2? A: 4. The capital of France is Paris. 😀 日本語"])
+def test_the_bundled_model_equals_its_own_forward_pass(bundled_lm, text):
+    for options in ({}, {"bos": True, "mask_first": 3}):
+        result = analyze(text, bundled_lm, top_k=10, **options)
+        check_against_own_forward_pass(result, bundled_lm, 10)
+
+
+@pytest.fixture
+def tied_lm(tiny_lm):
+    """A copy of a tiny model whose output head gives the sentence's tokens one shared row: at every position
+    they tie exactly, so the rank of a target counts only the tokens that are strictly more probable."""
+    import copy
+
+    from visualizer.loading import LoadedModel
+
+    model = copy.deepcopy(tiny_lm.model)
+    ids = tiny_lm.tokenizer(TIED_TEXT, add_special_tokens=False)["input_ids"]
+    head = model.get_output_embeddings().weight  # (V, d)
+    with torch.no_grad():
+        head[torch.tensor(sorted(set(ids)))] = head[ids[0]].clone()
+    return LoadedModel("tied", model, tiny_lm.tokenizer, tiny_lm.decoder, "directory")
+
+
+TIED_TEXT = "the dog likes the food and the cat"
+
+
+def test_a_target_tied_with_other_tokens_counts_only_the_strictly_more_probable(tied_lm):
+    result = analyze(TIED_TEXT, tied_lm, top_k=50)
+    with torch.no_grad():
+        logits = tied_lm.model(torch.tensor([result.input_ids])).logits[0, :-1]  # (n-1, V)
+    distinct = sorted(set(result.input_ids))
+    for j, pos in enumerate(result.positions):
+        tied = logits[j, distinct]
+        assert bool((tied == tied[0]).all()) and len(distinct) > 3  # the construction took: a real tie
+        assert pos.rank == int((logits[j] > logits[j, pos.target.id]).sum()) + 1
+    check_against_own_forward_pass(result, tied_lm, 50)
 
 
 def test_mean_equals_model_loss(tiny_lm):
@@ -54,34 +155,6 @@ def test_everything_masked_has_no_loss(tiny_lm):
     result = analyze(TEXT, tiny_lm, mask_first=100)
     assert result.loss is None and result.mean_token_loss is None and result.counted == 0
     assert result.notices
-
-
-def test_probabilities_ranks_and_entropy(tiny_lm):
-    result = analyze(TEXT, tiny_lm, top_k=7)
-    _, logp = _reference(tiny_lm, result.input_ids)
-    for pos in result.positions:
-        row = logp[pos.k - 1]
-        assert row.exp().sum().item() == pytest.approx(1.0, abs=1e-6)
-        assert pos.p_target == pytest.approx(row[pos.target.id].exp().item(), abs=1e-6)
-        order = torch.argsort(row, descending=True).tolist()
-        assert pos.rank == order.index(pos.target.id) + 1
-        assert [c.token.id for c in pos.top] == order[:7]
-        probs = [c.p for c in pos.top]
-        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
-        assert pos.entropy == pytest.approx(-(row.exp() * row).sum().item(), abs=1e-5)
-
-
-def test_sentence_vocab_table_sums_to_one(tiny_lm):
-    result = analyze("the dog likes the food", tiny_lm)
-    vocab = result.vocab
-    assert [t.display for t in vocab.columns] == [t.display for t in dict((t.id, t) for t in result.tokens).values()]
-    for row, pos in enumerate(result.positions):
-        assert sum(vocab.probs[row]) + vocab.other[row] == pytest.approx(1.0, abs=1e-5)
-        assert vocab.columns[vocab.target_column[row]].id == pos.target.id
-        assert vocab.probs[row][vocab.target_column[row]] == pytest.approx(pos.p_target, abs=1e-6)
-        diff = vocab.abs_diff(row)
-        assert diff[vocab.target_column[row]] == pytest.approx(1 - pos.p_target, abs=1e-6)
-        assert diff[-1] == pytest.approx(vocab.other[row])
 
 
 def test_contexts_follow_the_shift(tiny_lm):
