@@ -14,7 +14,7 @@ from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from visualizer import service, service_labels, service_steps  # noqa: E402
+from visualizer import service, service_compare, service_labels, service_steps  # noqa: E402
 from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE  # noqa: E402
 from visualizer.batching import NewestRequests  # noqa: E402
 from visualizer.training import TRAINED  # noqa: E402
@@ -187,23 +187,29 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
 
     def compare(text, model_a, model_b, view, top_k, bos, classroom, mask_mode, mask_n, marker, picked, held=None,
                 model=None, request: gr.Request = None):
-        """Two models on the text with the page's masking (picks checked against the page's model)."""
+        """Two models on the text with the page's masking (picks made on the page's model, carried over by
+        their characters), lined up; then the chosen view of both."""
         try:
-            session = _session(request)
-            mask = service_labels.page_mask(held, text, settings, model or model_a, bos, session, mask_mode, mask_n,
+            session, page_model = _session(request), model or model_a
+            mask = service_labels.page_mask(held, text, settings, page_model, bos, session, mask_mode, mask_n,
                                             marker, picked)
-            a, b = service_labels.compare_analyses(text, settings, model_a, model_b, session, top_k, bos, mask)
-            return [(a, b, view), "", *service_labels.compare_figures(a, b, view, classroom)]
+            compared = service_compare.compare_analyses(text, settings, model_a, model_b, session, top_k, bos, mask,
+                                                        page_model)
+            return [compared, compared.note, *_compared_outputs(compared, view, classroom)]
         except Exception as err:  # noqa: BLE001
-            return [None, f"⚠ {service.user_message(err)}", None, None, None]
+            return [None, f"⚠ {service.user_message(err)}", *[None] * 5, gr.Dropdown(choices=[], value=None)]
 
-    def restyle(batched, shifted, trained, compared, classroom):
+    def compare_view(compared, view, classroom, row=None):
+        """Another view, or another position, of the models last compared (no model call)."""
+        return [gr.skip()] * 6 if compared is None else _compared_outputs(compared, view, classroom, row)
+
+    def restyle(batched, shifted, trained, compared, classroom, view=service_compare.COMPARE_VIEWS[0], row=None):
         """The Batches, Shift mistakes, Train and Compare figures redrawn in the chosen style (no model call)."""
         skip = gr.skip()
         return [*(service_labels.batch_figures(batched, classroom) if batched else [skip] * 2),
                 service_labels.shift_figure(shifted, classroom) if shifted else skip,
                 *(service_labels.training_figures(*trained, classroom) if trained else [skip] * 4),
-                *(service_labels.compare_figures(*compared[:2], compared[2], classroom) if compared else [skip] * 3)]
+                *(_compared_figures(compared, view, classroom, row) if compared else [skip] * 3)]
 
     def chat(prompt, answer, model):
         """Fill the text with a chat example and mask its prompt."""
@@ -218,7 +224,24 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         TRAINED.release(_session(request) or "")
         NEWEST.forget(_session(request))
 
-    return SimpleNamespace(**{f.__name__: f for f in (batch, shift, train, reset, compare, restyle, chat, release)})
+    return SimpleNamespace(**{f.__name__: f for f in (batch, shift, train, reset, compare, compare_view, restyle,
+                                                      chat, release)})
+
+
+def _compared_outputs(compared, view: str, classroom: bool, row=None) -> list:
+    """[plot A, plot B, table A, table B, difference, position menu] for one view of two compared models."""
+    views = service_compare.compare_views(compared, view, classroom, row)
+    table = view == "labels table"
+    return [*(gr.Plot(None if table else fig, visible=not table) for fig in (views.left, views.right)),
+            *(gr.Dataframe(fig if table else None, visible=table) for fig in (views.left, views.right)),
+            views.difference, gr.Dropdown(choices=views.rows, value=views.row, visible=view == "position detail")]
+
+
+def _compared_figures(compared, view: str, classroom: bool, row=None) -> list:
+    """[plot A, plot B, difference] in the chosen style; the tables' view keeps its hidden plots as they are."""
+    views = service_compare.compare_views(compared, view, classroom, row)
+    halves = [gr.skip()] * 2 if view == "labels table" else [views.left, views.right]
+    return [*halves, views.difference]
 
 
 def _model_choices(settings: Settings, trained: bool) -> list[str]:
@@ -289,18 +312,31 @@ def _labels_tabs(settings: Settings) -> SimpleNamespace:
         c.before = gr.Plot(show_label=False, elem_id="train-before")
         c.after = gr.Plot(show_label=False, elem_id="train-after")
     with gr.Tab("Compare", id="compare"):
-        with gr.Row():
-            c.model_a = gr.Dropdown(list(settings.models), value=settings.model, label="Model A", elem_id="compare-a")
-            c.model_b = gr.Dropdown(list(settings.models), value=settings.models[-1], label="Model B", elem_id="compare-b")
-            c.view = gr.Radio(list(service_labels.COMPARE_VIEWS), value="loss per position", label="View")
-            c.compare = gr.Button("Compare on the text", variant="primary", elem_id="compare-run")
-        c.compare_note = gr.Markdown("With only one model installed, train a copy first: it appears as "
-                                     f"'{TRAINED_CHOICE}'.")
-        # One above the other: at half a 1280 px page the top-K heatmap's cells and a classroom title do not fit.
-        c.plot_a = gr.Plot(show_label=False, elem_id="compare-plot-a")
-        c.plot_b = gr.Plot(show_label=False, elem_id="compare-plot-b")
-        c.diff = gr.Plot(show_label=False, elem_id="compare-diff")
+        _compare_tab(c, settings)
     return c
+
+
+def _compare_tab(c: SimpleNamespace, settings: Settings) -> None:
+    """The Compare tab's components: two models, a view, and the two halves side by side (stacked below
+    1280 px: assets/app.css), then the loss difference."""
+    with gr.Row():
+        c.model_a = gr.Dropdown(list(settings.models), value=settings.model, label="Model A", elem_id="compare-a")
+        c.model_b = gr.Dropdown(list(settings.models), value=settings.models[-1], label="Model B", elem_id="compare-b")
+        c.compare = gr.Button("Compare on the text", variant="primary", elem_id="compare-run")
+    c.view = gr.Radio(list(service_compare.COMPARE_VIEWS), value="loss per position", label="View",
+                      elem_id="compare-view")
+    c.compare_position = gr.Dropdown(choices=[], label="Position (a row of both models)", visible=False,
+                                     elem_id="compare-position")
+    c.compare_note = gr.Markdown("With only one model installed, train a copy first: it appears as "
+                                 f"'{TRAINED_CHOICE}'.", elem_id="compare-note")
+    with gr.Row(elem_id="compare-pair"):
+        for side in "ab":
+            with gr.Column(min_width=0, elem_classes="compare-half"):
+                setattr(c, f"plot_{side}", gr.Plot(show_label=False, elem_id=f"compare-plot-{side}"))
+                setattr(c, f"table_{side}", gr.Dataframe(label=f"{side.upper()}: input_ids vs labels", visible=False,
+                                                         interactive=False, max_height=100_000,
+                                                         elem_id=f"compare-table-{side}"))
+    c.diff = gr.Plot(show_label=False, elem_id="compare-diff")
 
 
 def _generation_outputs(run, views):
@@ -586,13 +622,17 @@ def _wire_labels(h, c, mask, shared, inputs, outputs, page, settings: Settings) 
                   concurrency_id="training", concurrency_limit=settings.training_concurrency)
     c.reset.click(h.reset, [model], [c.train_state, c.train_note, *train_figures, *menus],
                   api_visibility="private", queue=False)
-    compare_figures = [c.plot_a, c.plot_b, c.diff]
+    compared = [c.plot_a, c.plot_b, c.table_a, c.table_b, c.diff, c.compare_position]
     c.compare.click(h.compare, [text, c.model_a, c.model_b, c.view, top_k, bos, classroom, *mask_inputs, state, model],
-                    [c.compare_state, c.compare_note, *compare_figures], api_visibility="private",
+                    [c.compare_state, c.compare_note, *compared], api_visibility="private",
                     concurrency_id="views")
-    classroom.change(h.restyle, [c.batch_state, c.shift_state, c.train_state, c.compare_state, classroom],
-                     [*batch_figures, c.shift_plot, *train_figures, *compare_figures], api_visibility="private",
-                     queue=False)
+    for trigger in (c.view.input, c.compare_position.input):
+        trigger(h.compare_view, [c.compare_state, c.view, classroom, c.compare_position], compared,
+                api_visibility="private", queue=False).then(None, None, None, js=RELAYOUT_JS)
+    classroom.change(h.restyle, [c.batch_state, c.shift_state, c.train_state, c.compare_state, classroom, c.view,
+                                 c.compare_position],
+                     [*batch_figures, c.shift_plot, *train_figures, c.plot_a, c.plot_b, c.diff],
+                     api_visibility="private", queue=False)
 
 
 def configure_queue(demo: gr.Blocks, settings: Settings) -> gr.Blocks:

@@ -12,7 +12,7 @@ from visualizer.errors import InputError
 from visualizer.figures import escape_text
 from visualizer.loading import load_model
 from visualizer.service_labels import (
-    COMPARE_VIEWS, MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, picks_still_meant, chat_text, compare_models,
+    MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, picks_still_meant, chat_text,
     reset_training, run_batch, run_shift, run_training,
 )
 from visualizer.service_labels import HEADER_NAME_CHARS
@@ -173,36 +173,6 @@ def test_training_view_and_the_trained_copy(settings):
     assert "session-a" not in TRAINED
 
 
-@pytest.mark.parametrize("view", COMPARE_VIEWS)
-def test_compare_two_models(settings, tiny_llama_dir, view):
-    both = Settings(model=settings.model, models=(settings.model, tiny_llama_dir))
-    fig_a, fig_b, diff = compare_models(TEXT, both, settings.model, tiny_llama_dir, view, None)
-    a = analyze(TEXT, load_model(settings.model))
-    b = analyze(TEXT, load_model(tiny_llama_dir))
-    assert list(diff.data[0].y) == pytest.approx([pb.loss - pa.loss for pa, pb in zip(a.positions, b.positions)], abs=1e-5)
-    name_a, name_b = (fig.layout.title.text.split(" · ")[0][len("A: "):] for fig in (fig_a, fig_b))
-    for name, path in ((name_a, settings.model), (name_b, tiny_llama_dir)):
-        assert len(name) <= HEADER_NAME_CHARS and path.endswith(name.removeprefix("…"))  # the path's end
-        assert name == path or (len(path) > HEADER_NAME_CHARS and name.startswith("…"))
-    assert fig_a.layout.title.text.startswith("A: ") and fig_a.layout.title.text.endswith(f" · loss = {a.loss:.3f} nats")
-    assert f"{b.loss:.3f} nats" in fig_b.layout.title.text and "B − A" in diff.layout.title.text
-    if view == "loss per position":
-        assert fig_b.layout.title.subtitle.text == f"the mean of the {b.counted} counted bars · perplexity = {b.perplexity:.2f}"
-
-
-def test_compare_follows_the_masking(settings, tiny_llama_dir):
-    both = Settings(model=settings.model, models=(settings.model, tiny_llama_dir))
-    mask = MaskChoice("first N tokens", first_n=3)
-    fig_a, fig_b, diff = compare_models(TEXT, both, settings.model, tiny_llama_dir, "loss per position", None, mask=mask)
-    a = analyze_with_mask(TEXT, both, settings.model, mask)
-    b = analyze_with_mask(TEXT, both, tiny_llama_dir, mask)
-    assert a.counted == len(a.positions) - 2 and f"loss = {a.loss:.3f} nats" in fig_a.layout.title.text
-    assert f"loss = {b.loss:.3f} nats" in fig_b.layout.title.text
-    assert list(diff.data[0].y)[:2] == [None, None]  # masked positions have no difference
-    counted = list(zip(a.positions, b.positions))[2:]
-    assert list(diff.data[0].y)[2:] == pytest.approx([pb.loss - pa.loss for pa, pb in counted], abs=1e-5)
-
-
 def test_side_by_side_names_are_cut_to_their_end_and_escaped():
     from visualizer.service_labels import short_name
 
@@ -269,7 +239,7 @@ def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
     mask = ["picked tokens", 0, "", [1, 3]]
     compared = h.compare(edited, settings.model, settings.model, "top-K", 5, False, False, *mask, held, settings.model,
                          request=request)[0]
-    assert [i for i, label in enumerate(compared[0].labels) if label == IGNORE_INDEX] == [1]
+    assert [i for i, label in enumerate(compared.a.labels) if label == IGNORE_INDEX] == [1]
     run = h.train(edited, settings.model, 1, "sgd", 0, False, False, *mask, held, request=request,
                   progress=lambda *a, **k: None)[0][0]
     assert [i for i, label in enumerate(run.labels) if label == IGNORE_INDEX] == [1]

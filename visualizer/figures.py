@@ -19,12 +19,15 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.colors import get_colorscale, sample_colorscale
 
+from .alignment import Slots
 from .result import Analysis
 from .errors import InputError
 from .tokens import VISIBLE_WHITESPACE, unique_names
 
 AXIS_CHARS = 24
 """A context on an axis keeps at most this many characters, the first one a '…'."""
+NARROW_AXIS_CHARS = 16
+"""The same in a figure narrower than PAGE_WIDTH (Compare's halves), where cells need the room."""
 MAX_ROWS = 64
 PAGE_WIDTH = 1200
 """The width, px, a figure that the page sizes is drawn at in a 1280 px window (and on a projector)."""
@@ -103,12 +106,12 @@ def cut(s: str, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def context_label(context: str) -> str:
+def context_label(context: str, limit: int = AXIS_CHARS) -> str:
     """A row label: a position's context on one line, shortened and escaped, then an arrow. 'the dog likes →'."""
     text = context
     for raw in "\n\t\r":
         text = text.replace(raw, VISIBLE_WHITESPACE[raw])
-    return escape_text(shorten(text) or "(start)") + " →"
+    return escape_text(shorten(text, limit) or "(start)") + " →"
 
 
 def percent(p: float) -> str:
@@ -200,9 +203,12 @@ def _rows_shown(analysis: Analysis, max_rows: int) -> tuple[int, str]:
     return min(n, max_rows), note
 
 
-def _row_axis(fig: go.Figure, labels: list[str], **where) -> None:
-    """Rows as 0..R-1 labelled with their contexts, first at the top (labels may repeat)."""
+def _row_axis(fig: go.Figure, labels: list[str], slots: Slots | None = None, **where) -> None:
+    """Rows as 0..R-1 labelled with their contexts, first at the top (labels may repeat); with `slots`,
+    row r at y = slots.rows[r] of slots.count rows, the others left empty (to line up with another figure)."""
     rows = dict(tickmode="array", tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed")
+    if slots is not None:
+        rows.update(tickvals=slots.rows[: len(labels)], autorange=False, range=[slots.count - 0.5, -0.5])
     if where in ({}, {"row": 1, "col": 1}):
         set_layout(fig, {"yaxis": rows})
     else:
@@ -313,21 +319,28 @@ def token_strip(
 # ---------------------------------------------------------------- top-K heatmap
 
 
-def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS) -> go.Figure:
+def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS,
+                  slots: Slots | None = None, width: int | None = None) -> go.Figure:
     """A row per position (its context →), a column per rank 1..K: each candidate and its p.
 
     The true next token's cell is outlined; where it is outside the top K, its p and rank
-    are written right of the row.
+    are written right of the row. `slots` spreads the rows out with empty ones between them
+    (Compare lines up two models' positions); `width`, px, is what the page draws it at (the style's, else
+    PAGE_WIDTH), which decides how much of a long token fits in a cell.
     """
     shown, note = _rows_shown(analysis, max_rows)
     rows = analysis.positions[:shown]
     k_cols = max(len(pos.top) for pos in rows)
-    row_labels = [context_label(pos.context) for pos in rows]
-    notes, margin_r, cells = _outside_top_k(rows, k_cols, style)
-    chars = _cell_chars(style, k_cols, max(map(len, row_labels)), margin_r)
+    narrow = width is not None and width < PAGE_WIDTH
+    row_labels = [context_label(pos.context, NARROW_AXIS_CHARS if narrow else AXIS_CHARS) for pos in rows]
+    place = _placer(slots, shown)
+    notes, margin_r, cells = _outside_top_k(rows, k_cols, style, place, narrow)
+    chars = _cell_chars(style, k_cols, max(map(len, row_labels)), margin_r, width)
     z = [[c.p for c in pos.top] for pos in rows]  # (R, K)
     whole = [[escape_text(c.token.display) for c in pos.top] for pos in rows]  # for the hover
     text = [[f"{escape_text(cut(c.token.display, chars))}<br>{percent(c.p)}" for c in pos.top] for pos in rows]
+    if slots is not None:  # (count, K): empty rows where the other model has a position and this one none
+        z, whole, text = (slots.spread(cells_, [fill] * k_cols) for cells_, fill in ((z, None), (whole, ""), (text, "")))
     fig = go.Figure(go.Heatmap(
         z=packed(z), x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}", customdata=whole,
         hovertemplate="%{customdata}<br>p = %{z:.2p}<br>%{x}<extra></extra>",  # x hovers as its tick, 'rank 3'
@@ -337,9 +350,9 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
                            title=dict(text="p", side="top")),
     ))
     title = f"Top-{k_cols} next-token candidates at each position (outlined: the true next token)"
-    _layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
+    _layout(fig, style, title, len(z) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
             extra_top=2 * style.label_size)  # the rank ticks above the rows
-    _row_axis(fig, row_labels)
+    _row_axis(fig, row_labels, slots)
     set_layout(fig, dict(shapes=_outlines(cells, style), annotations=notes,
                          xaxis=dict(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
                                     range=[0.5, k_cols + 0.5],  # else Plotly widens it to fit the notes' text
@@ -347,27 +360,36 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     return fig
 
 
-def _outside_top_k(rows, k_cols: int, style: FigureStyle) -> tuple[list[dict], int, list[tuple[int, int]]]:
+def _placer(slots: Slots | None, shown: int) -> list[int]:
+    """The y of each of the `shown` rows: 0..shown-1, or their slots among another figure's rows."""
+    return list(range(shown)) if slots is None else slots.rows[:shown]
+
+
+def _outside_top_k(rows, k_cols: int, style: FigureStyle, place: list[int],
+                   narrow: bool = False) -> tuple[list[dict], int, list[tuple[int, int]]]:
     """(notes right of the rows whose target is outside the top K, the right margin they need, the
-    (column, row) cells to outline where it is inside); all set at once: add_shape in a loop is quadratic."""
+    (column, y) cells to outline where it is inside; row r is at y = place[r]); all set at once:
+    add_shape in a loop is quadratic. A `narrow` figure's notes leave out the token: 'rank 12: 0.8%'."""
     beyond, cells, notes = 0, [], []
-    for r, pos in enumerate(rows):
+    for pos, r in zip(rows, place):
         col = next((i for i, c in enumerate(pos.top, 1) if c.token.id == pos.target.id), None)
         if col is not None:
             cells.append((col, r))
             continue
-        label = f"target {escape_text(pos.target.display)}: {percent(pos.p_target)}, rank {pos.rank}"
+        label = (f"rank {pos.rank}: {percent(pos.p_target)}" if narrow else
+                 f"target {escape_text(pos.target.display)}: {percent(pos.p_target)}, rank {pos.rank}")
         beyond = max(beyond, len(label))
         notes.append(dict(x=k_cols + 0.5, y=r, xref="x", yref="y", text=label, showarrow=False, xanchor="left",
                           xshift=6, font=dict(size=style.label_size), name="target outside top-K"))
     return notes, 30 + int(beyond * style.label_size * 0.6), cells
 
 
-def _cell_chars(style: FigureStyle, columns: int, left_chars: int, margin_r: int) -> int:
-    """How many characters of a token fit in one of `columns` cells of a figure PAGE_WIDTH px wide (at
-    least 4; the hover shows the whole token), so that a long token does not run into its neighbours."""
+def _cell_chars(style: FigureStyle, columns: int, left_chars: int, margin_r: int, width: int | None = None) -> int:
+    """How many characters of a token fit in one of `columns` cells of a figure `width` px wide (the style's,
+    else PAGE_WIDTH; at least 4; the hover shows the whole token), so that a long token does not run into
+    its neighbours."""
     char_px = style.label_size * CHAR_EM
-    plot_px = (style.width or PAGE_WIDTH) - left_chars * char_px - 20 - margin_r
+    plot_px = (width or style.width or PAGE_WIDTH) - left_chars * char_px - 20 - margin_r
     return max(4, int(plot_px / columns / char_px) - 1)  # a character of room: widths vary
 
 
@@ -388,11 +410,12 @@ def _side_by_side(left: str, right: str, spacing: float) -> go.Figure:
     ))
 
 
-def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS) -> go.Figure:
+def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS,
+                           slots: Slots | None = None) -> go.Figure:
     """The walkthrough's table: predicted p of each distinct sentence token per position, beside the one-hot truth.
 
     Only the tokens of the shown part of the text get a column; the rest of the vocabulary,
-    later tokens included, is summed in '(all other tokens)'.
+    later tokens included, is summed in '(all other tokens)'. `slots`: as in `top_k_heatmap`.
     """
     shown, note = _rows_shown(analysis, max_rows)
     vocab = analysis.vocab
@@ -406,24 +429,30 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
     show_text = len(names) <= MAX_TEXT_COLUMNS
     common = dict(x=names, colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
                   texttemplate="%{text}" if show_text else None, textfont=dict(size=style.label_size))
+    p_text = [[whole_percent(p) for p in row] for row in predicted.tolist()] if show_text else None
+    t_text = [[str(t) for t in row] for row in truth.tolist()] if show_text else None
+    if slots is not None:  # (count, m+1): empty rows where the other model has a position and this one none
+        gap = [None] * len(names)
+        predicted, truth = (np.asarray(slots.spread(v.tolist(), gap), dtype="float32") for v in (predicted, truth))
+        p_text, t_text = (None if t is None else slots.spread(t, [""] * len(names)) for t in (p_text, t_text))
     fig.add_trace(go.Heatmap(
-        z=packed(predicted), text=[[whole_percent(p) for p in row] for row in predicted.tolist()] if show_text else None,
+        z=packed(predicted), text=p_text,
         name="predicted", colorbar=_colorbar(style), hovertemplate="%{x}: %{z:.2%}<extra></extra>", xaxis="x", yaxis="y",
         **common,
     ))
     fig.add_trace(go.Heatmap(
-        z=truth, text=[[str(t) for t in row] for row in truth.tolist()] if show_text else None,
+        z=truth, text=t_text,
         name="true (one-hot)", showscale=False, hovertemplate="%{x}: %{z:.0f}<extra></extra>", xaxis="x2", yaxis="y2",
         **common,
     ))
     title = "p(column token | context) at each position, beside the true next token"
-    _layout(fig, style, title, shown * style.row_height + 12 * style.label_size, subtitle=note,
+    _layout(fig, style, title, len(predicted) * style.row_height + 12 * style.label_size, subtitle=note,
             extra_top=2 * style.font_size)  # room for the subplot titles; rotated column names below
     titles = [_merged(a, dict(font=dict(size=style.font_size, color=style.text_color)))  # the subplot titles
               for a in fig.layout.to_plotly_json().get("annotations", [])]
-    _row_axis(fig, [context_label(c) for c in analysis.contexts[:shown]], row=1, col=1)
+    _row_axis(fig, [context_label(c) for c in analysis.contexts[:shown]], slots, row=1, col=1)
     columns = dict(type="category", tickangle=-45)
-    boxes = _outlines([(vocab.target_column[r], r) for r in range(shown)], style)
+    boxes = _outlines([(vocab.target_column[r], y) for r, y in enumerate(_placer(slots, shown))], style)
     set_layout(fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns,
                          xaxis2=columns))
     return fig

@@ -1,6 +1,6 @@
-"""Requests about labels, without Gradio: masking choices, padded batches, shift mistakes, training, comparing.
+"""Requests about labels, without Gradio: masking choices, padded batches, shift mistakes, training.
 
-app.py wires these to the "Masking", "Batches", "Shift mistakes", "Train" and "Compare" views.
+app.py wires these to the "Masking", "Batches", "Shift mistakes" and "Train" views (Compare: service_compare).
 Each returns plain results (dataclasses, figures, DataFrames, text) or raises InputError.
 """
 
@@ -29,7 +29,6 @@ MASK_MODES = ("none", "first N tokens", "up to a marker", "picked tokens")
 TRAINED_CHOICE = "your trained copy"
 """The model-menu entry that means: this session's trained copy."""
 MISTAKES = {"double shift (labels shifted by hand)": double_shift, "off by one (logit k read as token k)": off_by_one}
-COMPARE_VIEWS = ("loss per position", "top-K", "predicted vs true")
 
 
 @dataclass(frozen=True)
@@ -306,50 +305,7 @@ def reset_training(session_id: str | None) -> str:
     return "The trained copy was freed; analyses use the shared model." if freed else "There was no trained copy."
 
 
-# ---------------------------------------------------------------- compare
-
-
-def compare_models(text: str, settings: Settings, model_a: str, model_b: str, view: str, session_id: str | None,
-                   top_k=10, bos: bool = False, classroom: bool = False, mask: MaskChoice = MaskChoice()):
-    """The same view for two models on one text, with the page's masking, and the per-position loss
-    difference (b − a) where both count."""
-    if view not in COMPARE_VIEWS:
-        raise InputError(f"Unknown view '{view}'.")
-    return compare_figures(*compare_analyses(text, settings, model_a, model_b, session_id, top_k, bos, mask), view,
-                           classroom)
-
-
-def compare_analyses(text: str, settings: Settings, model_a: str, model_b: str, session_id: str | None,
-                     top_k=10, bos: bool = False, mask: MaskChoice = MaskChoice()) -> tuple[Analysis, Analysis]:
-    """The text analysed by two models with the same masking."""
-    return tuple(analyze_with_mask(text, settings, model, mask, session_id, top_k=top_k, bos=bos)
-                 for model in (model_a, model_b))
-
-
-def compare_figures(a: Analysis, b: Analysis, view: str, classroom: bool = False) -> tuple:
-    """(A's view, B's view, the loss difference) of two analyses of one text, in one style."""
-    if view not in COMPARE_VIEWS:
-        raise InputError(f"Unknown view '{view}'.")
-    style = _style(classroom)
-    draw = {"loss per position": figures.loss_bars, "top-K": figures.top_k_heatmap,
-            "predicted vs true": figures.sentence_vocab_heatmap}[view]
-    bars = view == "loss per position"
-    return (_headed(draw(a, style), f"A: {short_name(a.model)}", a, bars),
-            _headed(draw(b, style), f"B: {short_name(b.model)}", b, bars), loss_difference(a, b, style))
-
-
-def loss_difference(a: Analysis, b: Analysis, style: figures.FigureStyle = figures.NORMAL) -> go.Figure:
-    """Bars of loss_b − loss_a per position: below zero, model b predicts that token better."""
-    x = [f"k={p.k} {figures.escape_text(p.target.display)}" for p in a.positions]
-    diff = [pb.loss - pa.loss if pa.loss is not None and pb.loss is not None else None
-            for pa, pb in zip(a.positions, b.positions)]
-    colors = [label_figures.CELL_COLORS[0] if (d or 0) <= 0 else label_figures.CELL_COLORS[2] for d in diff]
-    fig = go.Figure(go.Bar(x=x, y=diff, marker=dict(color=colors), name="difference"))
-    title = f"Loss difference per position, B − A (mean {_num(b.loss)} − {_num(a.loss)} nats)"
-    figures._layout(fig, style, title, 0)
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=x, tickangle=-45)
-    fig.update_yaxes(title=dict(text="Δ −ln p, nats (below 0: b is better)"), zeroline=True)
-    return fig
+# ---------------------------------------------------------------- titles shared with Compare
 
 
 HEADER_NAME_CHARS = 60
