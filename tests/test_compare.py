@@ -63,7 +63,7 @@ def test_every_view_for_two_models_with_one_tokenizer(tiny_gpt2_dir, tiny_llama_
         assert list(left.layout.yaxis.tickvals) == list(range(len(a)))
     if view == "loss per position":
         assert f"{compared.b.loss:.3f} nats" in right.layout.title.text
-        assert left.layout.yaxis.range == right.layout.yaxis.range
+        assert left.layout.yaxis.range == right.layout.yaxis.range and left.layout.yaxis.range[1] >= max(a + b)
 
 
 def test_two_tokenizers_line_up_by_where_the_targets_end(tiny_gpt2_dir, other_tokenizer_dir):
@@ -90,6 +90,11 @@ def test_two_tokenizers_line_up_by_where_the_targets_end(tiny_gpt2_dir, other_to
         assert list(left.layout.yaxis.tickvals) == compared.positions.slots(0).rows
         gaps = [r for r, (ja, _) in enumerate(compared.positions.rows) if ja is None]
         assert all(all(v != v for v in left.data[0].z[r]) for r in gaps)  # NaN: an empty row
+    bars = compare_views(compared, "loss per position")
+    for side, fig in enumerate((bars.left, bars.right)):  # each bar in its aligned slot, blanks in the gaps
+        slots = list(fig.layout.xaxis.categoryarray)
+        assert len(slots) == len(compared.positions.rows)
+        assert [r for r, name in enumerate(slots) if name.strip("\u200b")] == compared.positions.slots(side).rows
     table = compare_views(compared, "labels table")
     assert len(table.left) == len(table.right) == len(compared.tokens.rows)
 

@@ -146,7 +146,8 @@ def _pair(compared: Compared, view: str, style: figures.FigureStyle, row: int, c
         return tuple(labels_table(x, compared.tokens.slots(side).spread(range(len(x.tokens)), None))
                      for side, x in enumerate((a, b)))
     if view == "position detail":
-        return tuple(_detail(x, compared.positions.rows[row][side], side, style) for side, x in enumerate((a, b)))
+        return tuple(_lined_up([_detail(x, compared.positions.rows[row][side], side, style)
+                                for side, x in enumerate((a, b))], view, compared))
     if view == "token strip":
         pair = [figures.token_strip(x, color_by=color_by, style=style, per_line=HALF_STRIP_TOKENS) for x in (a, b)]
     elif view == "loss per position":
@@ -187,7 +188,7 @@ def _lined_up(pair: list[go.Figure], view: str, compared: Compared) -> list[go.F
     """The two figures framed alike, so that a row or a bar of one sits level with its partner: the same
     height and top and bottom margins, the bottom labels kept inside them; bars in aligned slots, one y range."""
     top = max(f.layout.margin.t for f in pair)
-    if view in ("predicted vs true", "loss per position"):  # rotated names below: the same room in both
+    if view in ("predicted vs true", "loss per position", "position detail"):  # rotated names: the same room
         bottom = _bottom_room(pair)
         axes = dict(xaxis=dict(automargin=False), xaxis2=dict(automargin=False))
     else:
