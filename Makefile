@@ -1,5 +1,10 @@
 # Two commands on a fresh machine: `make run` (install + start the app), `make test` (install + run every test).
+# Both install through scripts/setup.sh, as CI (.ci/run) and the Dockerfile do.
+# PYTEST_ARGS (on the command line or in the environment) narrows the tests:
+#   make test PYTEST_ARGS="-x -q tests/test_cli.py"
 .PHONY: run test walkthrough bench
+
+PYTEST_ARGS ?=
 
 run:
 	scripts/setup.sh
@@ -7,7 +12,7 @@ run:
 
 test:
 	scripts/setup.sh --dev
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 walkthrough:
 	scripts/setup.sh

@@ -1,4 +1,4 @@
-"""Packaging: the Dockerfile lints clean and installs what setup.sh installs; README front matter fits a Space."""
+"""Packaging: the Dockerfile lints clean and installs through setup.sh, as make does; README front matter fits a Space."""
 
 import re
 import shutil
@@ -31,14 +31,17 @@ def test_dockerfile_runs_as_uid_1000_and_serves_7860():
     assert (ROOT / ".dockerignore").read_text().count(".venv") == 1
 
 
-def test_dockerfile_installs_what_setup_installs():
+def test_every_install_goes_through_setup_sh():
+    """One install path: the Dockerfile, `make run`, `make test` and CI install only by scripts/setup.sh."""
     docker = (ROOT / "Dockerfile").read_text()
-    setup = (ROOT / "scripts" / "setup.sh").read_text()
-    for requirement_file in ("requirements.txt", "requirements-bundled.txt"):
-        assert requirement_file in docker and requirement_file in setup
-    assert "--no-deps -r requirements-bundled.txt" in docker and "--no-deps -r requirements-bundled.txt" in setup
-    torch_pin = re.search(r"^torch==([\d.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
-    assert f"torch=={torch_pin}" in docker
+    runs = re.findall(r"^RUN (.*(?:\\\n.*)*)", docker, re.M)
+    assert any(run.startswith("scripts/setup.sh") for run in runs), runs
+    assert not re.search(r"\bpip3? install|python -m pip", docker), "the Dockerfile lists its own pip steps"
+    makefile = (ROOT / "Makefile").read_text()
+    for target, call in (("run", "scripts/setup.sh"), ("test", "scripts/setup.sh --dev")):
+        recipe = re.search(rf"^{target}:\n\t(.*)", makefile, re.M).group(1)
+        assert recipe == call, f"make {target} starts with {recipe!r}"
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
 
 
 def test_readme_front_matter_fits_a_space():
