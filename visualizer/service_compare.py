@@ -237,7 +237,8 @@ def _detail(analysis: Analysis, j: int | None, side: int, style: figures.FigureS
     loss = float(analysis.arrays.would_be_losses()[j])
     crude = sum(analysis.vocab.abs_diff(j))
     target = figures.escape_text(analysis.tokens[j + 1].display)
-    figures.set_layout(fig, dict(title=dict(
+    room = int(1.5 * style.font_size)  # the subtitle's line, which position_detail has no room for
+    figures.set_layout(fig, dict(height=fig.layout.height + room, margin=dict(t=fig.layout.margin.t + room), title=dict(
         text=f"{figures.escape_text(_label(side, analysis))} · k={j + 1} → {target}",
         subtitle=dict(text=f"−ln p = {loss:.3f} nats · sum of |predicted − true| = {crude:.3f}"
                            + ("" if analysis.arrays.counted[j] else " · masked")))))
