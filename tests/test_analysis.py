@@ -157,6 +157,19 @@ def test_everything_masked_has_no_loss(tiny_lm):
     assert result.notices
 
 
+@pytest.mark.slow
+def test_bytes_the_tokenizer_drops_are_noticed(bundled_lm):
+    """The bundled vocabulary has no token for the byte 0x04: the tokenizer leaves it out without a word."""
+    from visualizer.analysis import NOT_SPELLED
+
+    dropped = analyze("a\x04b c", bundled_lm)
+    assert b"".join(bundled_lm.decoder.token_bytes(i) for i in dropped.input_ids) == b"ab c"
+    assert NOT_SPELLED in dropped.notices
+    for text, options in (("the dog likes food", {}), ("日本語 😀 e\u0301", {"bos": True}),
+                          ("the dog likes food " * 5, {"max_tokens": 6})):
+        assert NOT_SPELLED not in analyze(text, bundled_lm, **options).notices
+
+
 def test_contexts_follow_the_shift(tiny_lm):
     result = analyze("the dog likes food", tiny_lm)
     text = "".join(t.text for t in result.tokens)

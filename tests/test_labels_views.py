@@ -185,10 +185,16 @@ def test_markup_in_batch_and_shift_figures_is_escaped(settings):
     markup = "<b>x</b> <img src=x onerror=alert(1)>\n<a href='y'>y</a> ok"
     _, grid, losses, _, _ = run_batch(markup, settings, settings.model, True)
     _, shift_fig, _, _ = run_shift(markup.replace("\n", " "), settings, settings.model, list(MISTAKES)[0])
-    for fig in (grid, losses, shift_fig):
+    for fig in (grid, shift_fig):
         shown = " ".join(strings(json.loads(fig.to_json())))
-        assert fig is losses or "&lt;" in shown  # the markup is there, escaped (row losses show no text)
+        assert "&lt;" in shown  # the markup is there, escaped
         assert "<b>x" not in shown and "<img" not in shown and "<a href" not in shown
+    # The row losses name rows, never tokens: every string they show is one of these.
+    result = run_batch(markup, settings, settings.model, True)[0]
+    rows = [f"row {i} ({r.counted} counted)" for i, r in enumerate(result.rows)]
+    assert list(losses.data[0].x) == rows and list(losses.data[0].text) == [f"{r.loss:.3f}" for r in result.rows]
+    shown = [a.text for a in losses.layout.annotations] + [losses.layout.title.text, losses.layout.yaxis.title.text]
+    assert not any("<" in s.replace("<br>", "") or "href" in s or "onerror" in s for s in shown)
 
 
 

@@ -100,7 +100,21 @@ def analyze(
         )
     template = make_labels(len(ids), mask_first, masked)
     labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
-    return analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure)
+    result = analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure)
+    if not spells_the_text(lm, text, ids[1:] if bos else ids, truncated):
+        result.notices.append(NOT_SPELLED)
+    return result
+
+
+NOT_SPELLED = ("The tokens do not spell the text exactly: this model's tokenizer left out or changed some of it "
+               "(such as a character its vocabulary has no token for); the views show what the model read.")
+
+
+def spells_the_text(lm: LoadedModel, text: str, ids: list[int], truncated: bool = False) -> bool:
+    """Whether the tokens' bytes are the text's UTF-8 (its start, when cut): a byte-level vocabulary without a
+    token for some byte (the bundled one lacks 0x04 and 0xF1, for two) drops it silently."""
+    spelled, typed = b"".join(lm.decoder.bytes_of_tokens(ids)), text.encode("utf-8")
+    return typed.startswith(spelled) if truncated else spelled == typed
 
 
 def analyze_ids(
