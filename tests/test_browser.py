@@ -211,6 +211,29 @@ def test_markup_shows_literally_and_runs_nothing(page, server):
     assert page.dialogs == []
 
 
+def test_entities_and_plotly_templates_typed_show_literally(page, server):
+    """A typed '&amp;' stays '&amp;' (not '&') and '%{x}' stays '%{x}' (not a value) in figures and tables."""
+    page.goto(server)
+    wait_for_summary(page, "4 tokens")
+    analyze_text(page, "a &amp; b %{x} c")
+    wait_for_tick(page, "top-k-heatmap", "%{x}")
+    rows = tick_labels(page, "top-k-heatmap")
+    assert "a &amp; b %{x} →" in rows and not any("a & b" in r for r in rows)
+    svg = " ".join(page.locator("#top-k-heatmap svg text").all_text_contents())
+    assert "&amp;" in svg and "%{x}" in svg
+    page.get_by_role("tab", name="Predicted vs true").click()
+    wait_for_tick(page, "vocab-heatmap", "amp")
+    columns = " ".join(tick_labels(page, "vocab-heatmap"))
+    assert "amp" in columns and "%{" in columns and "&amp;amp;" not in columns
+    page.get_by_role("tab", name="Loss").click()
+    page.wait_for_function("() => document.querySelector('#labels-table').innerText.includes('%{x}')")
+    table = page.locator("#labels-table").inner_text()
+    assert "a &amp; b %{x}" in table and "a & b" not in table
+    page.get_by_role("tab", name="Table & export").click()
+    page.wait_for_function("() => document.querySelector('#positions-table').innerText.includes('%{x}')")
+    assert "a &amp; b %{x}" in page.locator("#positions-table").inner_text()
+
+
 def test_bad_input_shows_one_message_and_the_page_keeps_working(page, server):
     page.goto(server)
     wait_for_summary(page, "4 tokens")

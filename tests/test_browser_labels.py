@@ -57,7 +57,7 @@ def test_batch_and_shift_views(page, server):
     wait_for_text(page, "batch-note", "pad")
     page.get_by_role("tab", name="Shift mistakes").click()
     page.locator("#shift-run").click()
-    wait_for_text(page, "shift-note", "")
+    wait_for_text(page, "shift-note", "shifted by hand and then shifted again", timeout=60_000)  # the default mistake
     wait_for_tick(page, "shift-plot", "food")
 
 
