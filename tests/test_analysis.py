@@ -170,6 +170,23 @@ def test_bytes_the_tokenizer_drops_are_noticed(bundled_lm):
         assert NOT_SPELLED not in analyze(text, bundled_lm, **options).notices
 
 
+@pytest.mark.parametrize("pieces, text, truncated, spelled", [
+    ([b"the", b" dog"], "the dog", False, True),
+    ([b" the", b" dog"], "the dog", False, True),  # a SentencePiece tokenizer's prefix space is not a change
+    ([b" the", b" dog"], " the dog", False, True),
+    ([b"the", b"dog"], "the dog", False, False),  # a dropped space is
+    ([b"the", b" d"], "the dog", True, True),  # a cut text: the tokens spell its start
+    ([b"the", b" do", b"x"], "the dog", True, False),
+])
+def test_spells_the_text_compares_bytes(pieces, text, truncated, spelled):
+    from types import SimpleNamespace
+
+    from visualizer.analysis import spells_the_text
+
+    lm = SimpleNamespace(decoder=SimpleNamespace(bytes_of_tokens=lambda ids: [pieces[i] for i in ids]))
+    assert spells_the_text(lm, text, list(range(len(pieces))), truncated) is spelled
+
+
 def test_contexts_follow_the_shift(tiny_lm):
     result = analyze("the dog likes food", tiny_lm)
     text = "".join(t.text for t in result.tokens)

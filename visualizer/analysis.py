@@ -114,6 +114,7 @@ def spells_the_text(lm: LoadedModel, text: str, ids: list[int], truncated: bool 
     """Whether the tokens' bytes are the text's UTF-8 (its start, when cut): a byte-level vocabulary without a
     token for some byte (the bundled one lacks 0x04 and 0xF1, for two) drops it silently."""
     spelled, typed = b"".join(lm.decoder.bytes_of_tokens(ids)), text.encode("utf-8")
+    spelled = spelled[1:] if spelled[:1] == b" " and typed[:1] != b" " else spelled  # SentencePiece's prefix space
     return typed.startswith(spelled) if truncated else spelled == typed
 
 
