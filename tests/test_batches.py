@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visualizer.analysis import IGNORE_INDEX, analyze
-from visualizer import batches, shifts
-from visualizer.batches import MAX_BATCH, analyze_batch, pad_id, padded_batch
+from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
+from visualizer.analysis import batches
+from visualizer.analysis import shifts
+from visualizer.analysis.batches import MAX_BATCH, analyze_batch, pad_id, padded_batch
 from visualizer.errors import InputError
-from visualizer.shifts import DOUBLE_SHIFT, OFF_BY_ONE, double_shift, off_by_one, target_log_probs
+from visualizer.analysis.shifts import DOUBLE_SHIFT, OFF_BY_ONE, double_shift, off_by_one, target_log_probs
 
 TEXTS = ["the dog likes food", "the cat likes fish and the dog likes bones", "a quick brown fox"]
 TEXT = "the cat likes fish and the dog likes bones"

@@ -10,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from visualizer import analysis, batching, service
-from visualizer.analysis import IGNORE_INDEX, Request, analyze, measure_batch, measure_one, model_loss
-from visualizer.batching import ForwardBatcher, NewestRequests, TokenBudget
+from visualizer.analysis import one_pass as analysis
+from visualizer.service import batching
+from visualizer.service import page as service
+from visualizer.analysis.one_pass import IGNORE_INDEX, Request, analyze, measure_batch, measure_one, model_loss
+from visualizer.service.batching import ForwardBatcher, NewestRequests, TokenBudget
 from visualizer.errors import InputError
-from visualizer.memory import release_freed_memory
+from visualizer.service.memory import release_freed_memory
 from visualizer.settings import Settings
 
 TEXTS = ["the dog likes food", "a cat", "the cat likes fish and the dog likes bones every day", "hello there"]
@@ -79,7 +81,7 @@ def test_overlapping_requests_share_one_forward_pass(tiny_lm, monkeypatch):
 
 
 def test_a_batch_keeps_to_one_model_and_its_limits(tiny_gpt2_dir, tiny_llama_dir):
-    from visualizer.loading import load_model
+    from visualizer.model.loading import load_model
 
     gpt2, llama = load_model(tiny_gpt2_dir), load_model(tiny_llama_dir)
     batcher = ForwardBatcher(max_requests=2, max_tokens=40)
@@ -96,7 +98,7 @@ def test_a_batch_keeps_to_one_model_and_its_limits(tiny_gpt2_dir, tiny_llama_dir
 
 
 def test_a_failed_batch_reaches_each_request_and_the_worker_lives_on(tiny_gpt2_dir, monkeypatch):
-    from visualizer.loading import load_model
+    from visualizer.model.loading import load_model
 
     lm = load_model(tiny_gpt2_dir)
     batcher = ForwardBatcher()
@@ -113,7 +115,7 @@ def test_concurrent_page_analyses_match_analyses_one_by_one(tiny_gpt2_dir):
     texts = TEXTS * 3
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(lambda t: service.run_analysis(t, settings, top_k=4), texts))
-    from visualizer.loading import load_model
+    from visualizer.model.loading import load_model
 
     lm = load_model(tiny_gpt2_dir)
     for text, got in zip(texts, together):
@@ -142,7 +144,7 @@ def test_an_analysis_waits_for_its_turn_at_most_the_time_limit(tiny_gpt2_dir):
     """The API's analysis answers 'busy' once VISUALIZER_TIME_LIMIT_S passes without a turn."""
     from dataclasses import replace
 
-    from visualizer import service
+    from visualizer.service import page as service
     from visualizer.settings import Settings
 
     settings = replace(Settings(), model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), time_limit_s=1, batch_tokens=64)
@@ -214,7 +216,7 @@ def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     import gradio as gr
 
     import app
-    from visualizer import service_labels
+    from visualizer.service import labels as service_labels
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
     analyze_page = app.make_handlers(settings).analyze_page
@@ -239,7 +241,7 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
     import gradio as gr
 
     import app
-    from visualizer import service_labels
+    from visualizer.service import labels as service_labels
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
     handlers = app.make_handlers(settings)

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from visualizer import bench
-from visualizer.analysis import analyze
+from visualizer.bench import long_text, measure, run
+from visualizer.analysis.one_pass import analyze
 
 
 def _run(tmp_path, model: str, sections: str) -> dict:
     out = tmp_path / "bench.json"
-    assert bench.main(["--quick", "--model", model, "--sections", sections, "--out", str(out)]) == 0
+    assert run.main(["--quick", "--model", model, "--sections", sections, "--out", str(out)]) == 0
     return json.loads(out.read_text())
 
 
@@ -28,24 +28,24 @@ def _verdict_figures(data) -> list[str]:
 
 
 def test_spread_and_percentile():
-    s = bench.spread([3.0, 1.0, 2.0, 10.0])
+    s = measure.spread([3.0, 1.0, 2.0, 10.0])
     assert (s["median"], s["min"], s["max"], s["n"]) == (2.5, 1.0, 10.0, 4)
     assert s["q1"] <= s["median"] <= s["q3"]
-    assert bench.percentile([1, 2, 3, 4, 5], 50) == 3 and bench.percentile([1, 2], 95) == pytest.approx(1.95)
+    assert measure.percentile([1, 2, 3, 4, 5], 50) == 3 and measure.percentile([1, 2], 95) == pytest.approx(1.95)
 
 
 def test_texts_have_exactly_the_asked_length(tiny_lm):
     for n in (2, 8, 33):
-        text = bench.text_of_tokens(tiny_lm.tokenizer, n)
+        text = measure.text_of_tokens(tiny_lm.tokenizer, n)
         assert len(tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]) == n
-    assert len(set(bench.texts_of_tokens(tiny_lm.tokenizer, 16, 5))) == 5
+    assert len(set(measure.texts_of_tokens(tiny_lm.tokenizer, 16, 5))) == 5
 
 
 def test_in_process_sections(tmp_path, tiny_llama_dir):
     data = _run(tmp_path, tiny_llama_dir, "analysis,long")
     assert data["mode"] == "quick" and data["machine"]["device"] in ("cpu", "cuda")
     lengths = data["analysis"]["lengths"]
-    assert len(lengths) == len(bench.QUICK.lengths)
+    assert len(lengths) == len(measure.QUICK.lengths)
     for row in lengths.values():
         assert _spread_ok(row["ratio"]) and _spread_ok(row["forward_s"]) and _spread_ok(row["analyze_s"])
         assert row["target"] in (1.3, 1.15) and isinstance(row["met"], bool)
@@ -60,7 +60,7 @@ def test_in_process_sections(tmp_path, tiny_llama_dir):
     figures = _verdict_figures(data)
     assert sum(f.startswith("analyze / forward") for f in figures) == 3
     assert any("logits kept" in f for f in figures)
-    assert "FAILED" not in bench.table(data)
+    assert "FAILED" not in run.table(data)
 
 
 @pytest.mark.slow
@@ -69,7 +69,7 @@ def test_server_sections(tmp_path, tiny_llama_dir):
     start = data["startup"]
     for kind in ("cold", "warm"):
         assert start[kind]["ok"] and start[kind]["listening_s"] <= start[kind]["first_analysis_s"]
-    assert len(start["warm"]["starts"]) == bench.QUICK.warm_starts and _spread_ok(start["warm"]["first_analysis_spread"])
+    assert len(start["warm"]["starts"]) == measure.QUICK.warm_starts and _spread_ok(start["warm"]["first_analysis_spread"])
     for key in ("import_gradio_s", "import_torch_s", "build_page_s", "launch_server_s", "warm_tokenizer_s",
                 "warm_weights_s", "first_analysis_s"):
         assert _number(start["breakdown"][key]), key
@@ -81,27 +81,27 @@ def test_server_sections(tmp_path, tiny_llama_dir):
         assert 0 < row["figures_kb"] < row["stream_kb"]
     load = data["load"]
     assert load["concurrent"]["errors"] == load["single"]["errors"] == 0
-    assert load["concurrent"]["requests"] == bench.QUICK.clients * bench.QUICK.requests
+    assert load["concurrent"]["requests"] == measure.QUICK.clients * measure.QUICK.requests
     assert _number(load["throughput_ratio"]) and _number(load["p95_over_single_p50"])
     assert _spread_ok(load["batching"]["speedup"]) and "rss_growth_mb" in load
     memory = data["memory"]
-    assert memory["requests"] >= bench.QUICK.memory_requests and memory["sessions"] == bench.MEMORY_CLIENTS
+    assert memory["requests"] >= measure.QUICK.memory_requests and memory["sessions"] == measure.MEMORY_CLIENTS
     assert memory["peak_rss_mb"] >= memory["baseline_rss_mb"] > 0 and memory["errors"] == 0
     figures = _verdict_figures(data)
     for part in ("API request", "page request", "figures' JSON", "cold cache", "warm cache", "throughput",
                  "p95", "errors under load", "peak RSS", "RSS growth"):
         assert any(part in f for f in figures), part
-    assert "FAILED" not in bench.table(data)
+    assert "FAILED" not in run.table(data)
 
 
 def test_the_long_text_check_sees_an_array_as_wide_as_the_vocabulary(tiny_lm):
     result = analyze("the dog likes food", tiny_lm)
     vocab_size = tiny_lm.model.config.vocab_size
-    assert not bench.holds_vocab_rows(result, vocab_size)
+    assert not long_text.holds_vocab_rows(result, vocab_size)
     result.arrays.top_p = np.zeros((3, vocab_size), dtype=np.float32)  # as if full-size rows were kept
-    assert bench.holds_vocab_rows(result, vocab_size)
+    assert long_text.holds_vocab_rows(result, vocab_size)
     whole = analyze("the dog likes food", tiny_lm, top_k=vocab_size, max_top_k=vocab_size)  # K = V, as asked
-    assert not bench.holds_vocab_rows(whole, vocab_size)
+    assert not long_text.holds_vocab_rows(whole, vocab_size)
 
 
 def test_the_script_comparing_checkouts_runs_and_leaves_no_files(tiny_llama_dir, capsys, tmp_path, monkeypatch):

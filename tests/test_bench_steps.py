@@ -2,7 +2,7 @@
 
 import json
 
-from visualizer.bench_steps import main
+from visualizer.bench.steps import main
 
 
 def test_quick_step_benchmark_reports_every_figure(tiny_llama_dir, tmp_path, capsys):

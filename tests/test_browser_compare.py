@@ -9,7 +9,7 @@ import pytest
 from served import serve
 from test_browser import browser, wait_for_summary  # noqa: F401 - fixtures
 from test_compare import MIXED, other_tokenizer_dir  # noqa: F401 - fixture
-from visualizer.service_compare import COMPARE_VIEWS
+from visualizer.service.compare import COMPARE_VIEWS
 from visualizer.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from visualizer.analysis import analyze
+from visualizer.analysis.one_pass import analyze
 
 pytestmark = pytest.mark.slow
 

@@ -93,9 +93,9 @@ def test_json_without_the_walkthrough_table(tiny_gpt2_dir, run_cli):
 def test_json_is_the_same_contract_as_the_pages_download(tiny_gpt2_dir, run_cli, tmp_path):
     """One contract, one encoding: the CLI's line is the app's analysis.json, byte for byte, and it
     holds what json.dumps writes for the result (non-ASCII kept as UTF-8)."""
-    from visualizer import service
-    from visualizer.analysis import analyze
-    from visualizer.loading import load_model
+    from visualizer.service import page as service
+    from visualizer.analysis.one_pass import analyze
+    from visualizer.model.loading import load_model
 
     text = "le chien aime 🐕 \"vraiment\""
     out = run_cli(["analyze", text, "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "4"])[1]

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 
 from conftest import train_byte_level_tokenizer
 from test_alignment import byte_sets, own_ends
-from visualizer.analysis import IGNORE_INDEX
-from visualizer.loading import load_model
-from visualizer.service_compare import COMPARE_VIEWS, compare_analyses, compare_views
-from visualizer.service_labels import HEADER_NAME_CHARS, MaskChoice
+from visualizer.analysis.one_pass import IGNORE_INDEX
+from visualizer.model.loading import load_model
+from visualizer.service.compare import COMPARE_VIEWS, compare_analyses, compare_views
+from visualizer.service.labels import HEADER_NAME_CHARS, MaskChoice
 from visualizer.settings import Settings
 
 TEXT = "the dog likes food and the cat likes fish"
@@ -118,7 +118,7 @@ def test_picked_tokens_are_carried_over_by_their_bytes(tiny_gpt2_dir, other_toke
 def test_app_handlers_switch_views_and_restyle_every_view(tiny_gpt2_dir, other_tokenizer_dir):
     import served  # noqa: F401 - puts the project root on sys.path for `import app`
     import app
-    from visualizer.figures import CLASSROOM, NORMAL
+    from visualizer.views.figures import CLASSROOM, NORMAL
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir, other_tokenizer_dir))
     h = app.make_label_handlers(settings)

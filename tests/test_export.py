@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from visualizer import service, tables
-from visualizer.analysis import analyze
+from visualizer.service import page as service
+from visualizer.views import tables
+from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError
 
 
@@ -75,7 +76,7 @@ def test_old_downloads_are_removed_so_the_disk_does_not_fill(tiny_lm):
 
 def test_a_page_analysis_writes_no_files(tiny_gpt2_dir, monkeypatch):
     """The downloads cost nothing until clicked: the page's request itself writes nothing to disk."""
-    from visualizer import service_labels
+    from visualizer.service import labels as service_labels
     from visualizer.settings import Settings
 
     def no_disk(*args, **kwargs):

@@ -9,13 +9,13 @@ import re
 import pytest
 from plotly.colors import get_colorscale, sample_colorscale
 
-from visualizer import figures
-from visualizer.analysis import analyze
+from visualizer.views import figures
+from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError
-from visualizer.figures import (
+from visualizer.views.figures import (
     CLASSROOM, NORMAL, OTHER_COLUMN, loss_bars, position_detail, sentence_vocab_heatmap, token_strip, top_k_heatmap,
 )
-from visualizer.tokens import Token
+from visualizer.model.tokens import Token
 
 TEXT = "the cat likes fish and the dog likes bones"
 MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> %{x}'

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from visualizer.errors import InputError
-from visualizer.generation import (
+from visualizer.analysis.generation import (
     STOP_EOS,
     STOP_MAX,
     Decoding,
@@ -17,7 +17,7 @@ from visualizer.generation import (
     stop_token_ids,
     teacher_forcing,
 )
-from visualizer.loading import LoadedModel
+from visualizer.model.loading import LoadedModel
 
 PROMPT = "the dog likes"
 

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from visualizer import figures
+from visualizer.views import figures
 from visualizer.errors import InputError
-from visualizer.figures import CLASSROOM, HOVER_CUSTOMDATA, escape_text as esc
-from visualizer.generation import Decoding, Generation, teacher_forcing
-from visualizer.generation_figures import (
+from visualizer.views.figures import CLASSROOM, HOVER_CUSTOMDATA, escape_text as esc
+from visualizer.analysis.generation import Decoding, Generation, teacher_forcing
+from visualizer.views.generation_figures import (
     DROPPED,
     continuation_strip,
     forced_lines,

@@ -8,11 +8,13 @@ import json
 import pytest
 
 from served import free_port, serve
-from visualizer import figures, service, service_steps
+from visualizer.views import figures
+from visualizer.service import page as service
+from visualizer.service import steps as service_steps
 from visualizer.cli import main
 from visualizer.errors import InputError
-from visualizer.generation import Decoding
-from visualizer.lens import LensUnsupported
+from visualizer.analysis.generation import Decoding
+from visualizer.analysis.lens import LensUnsupported
 from visualizer.settings import Settings
 
 

@@ -6,18 +6,18 @@ import pytest
 import torch
 
 from test_figures import strings
-from visualizer import label_figures
-from visualizer.analysis import IGNORE_INDEX, analyze
+from visualizer.views import label_figures
+from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.errors import InputError
-from visualizer.figures import escape_text
-from visualizer.loading import load_model
-from visualizer.service_labels import (
+from visualizer.views.figures import escape_text
+from visualizer.model.loading import load_model
+from visualizer.service.labels import (
     MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, picks_still_meant, chat_text,
     reset_training, run_batch, run_shift, run_training,
 )
-from visualizer.service_labels import HEADER_NAME_CHARS
+from visualizer.service.labels import HEADER_NAME_CHARS
 from visualizer.settings import Settings
-from visualizer.training import TRAINED
+from visualizer.analysis.training import TRAINED
 
 TEXT = "the dog likes food and the cat likes fish"
 
@@ -135,7 +135,7 @@ def test_batch_view(settings):
 def test_page_tables_show_four_significant_digits_and_keep_the_rest():
     import pandas as pd
 
-    from visualizer.tables import for_display
+    from visualizer.views.tables import for_display
 
     raw = pd.DataFrame({"k": [1, 2, 3], "p": [1.1985415251051983e-06, 0.5, float("nan")],
                         "loss": [13.634405136108398, 0.00012345678, 1234567.0], "token": ["a", "b", "c"]})
@@ -174,7 +174,7 @@ def test_training_view_and_the_trained_copy(settings):
 
 
 def test_side_by_side_names_are_cut_to_their_end_and_escaped():
-    from visualizer.service_labels import short_name
+    from visualizer.service.labels import short_name
 
     assert short_name("SmolLM2-135M-Instruct") == "SmolLM2-135M-Instruct"
     assert short_name("/home/me/" + "x" * 40 + "/tiny-gpt2", 20) == "…" + ("x" * 40 + "/tiny-gpt2")[-19:]
@@ -214,7 +214,7 @@ def test_training_steps_respect_the_setting(tiny_gpt2_dir):
 def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_what_they_showed(settings):
     import served  # noqa: F401 - puts the project root on sys.path for `import app`
     import app
-    from visualizer.figures import CLASSROOM, NORMAL
+    from visualizer.views.figures import CLASSROOM, NORMAL
 
     h = app.make_label_handlers(settings)
     request = type("Request", (), {"session_hash": "restyle"})()

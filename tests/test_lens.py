@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from visualizer import lens as lens_module
-from visualizer.analysis import analyze
+from visualizer.analysis import lens as lens_module
+from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError
-from visualizer.lens import LensUnsupported, hidden_states, lens_logits, logit_lens
+from visualizer.analysis.lens import LensUnsupported, hidden_states, lens_logits, logit_lens
 
 TEXT = "the cat likes fish and the dog likes bones"
 

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from visualizer import figures
+from visualizer.views import figures
 from visualizer.errors import InputError
-from visualizer.figures import HOVER_CUSTOMDATA, escape_text as esc
-from visualizer.lens import LogitLens, logit_lens
-from visualizer.lens_figures import LENS_VALUES, lens_heatmap
+from visualizer.views.figures import HOVER_CUSTOMDATA, escape_text as esc
+from visualizer.analysis.lens import LogitLens, logit_lens
+from visualizer.views.lens_figures import LENS_VALUES, lens_heatmap
 
 TEXT = "<b>bold</b> & the dog likes food"
 

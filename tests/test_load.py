@@ -12,7 +12,7 @@ import time
 import pytest
 
 from served import serve
-from visualizer import service
+from visualizer.service import page as service
 from visualizer.settings import Settings
 
 pytestmark = pytest.mark.slow

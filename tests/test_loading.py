@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from visualizer import loading
+from visualizer.model import loading
 from visualizer.errors import ModelLoadError
-from visualizer.loading import load_gguf, load_model
+from visualizer.model.loading import load_gguf, load_model
 
 
 def test_local_directory_loads_in_eval_mode(tiny_gpt2_dir):
@@ -207,14 +207,14 @@ def test_bundled_model_loads_offline_and_then_from_cache(bundled_lm):
 def test_preload_loads_the_default_model_in_the_background(tiny_gpt2_dir, tmp_path, caplog):
     import shutil
 
-    from visualizer import service
+    from visualizer.service import page as service
     from visualizer.settings import Settings
 
     fresh = str(shutil.copytree(tiny_gpt2_dir, tmp_path / "never-loaded"))
     assert not loading.is_loaded(fresh)
     service.preload(Settings(model=fresh, models=(fresh,))).join(60)
     assert loading.is_loaded(fresh)
-    with caplog.at_level(logging.WARNING, logger="visualizer.service"):
+    with caplog.at_level(logging.WARNING, logger="visualizer.service.page"):
         service.preload(Settings(model="no/such-model", models=("no/such-model",))).join(60)
     assert "preloading no/such-model failed" in caplog.text  # logged; the thread ends, nothing is raised
 
@@ -222,7 +222,7 @@ def test_preload_loads_the_default_model_in_the_background(tiny_gpt2_dir, tmp_pa
 def test_preload_skips_its_warm_up_once_a_request_has_come(tiny_gpt2_dir, tmp_path, monkeypatch):
     import shutil
 
-    from visualizer import service
+    from visualizer.service import page as service
     from visualizer.settings import Settings
 
     warmed = []

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from visualizer.analysis import IGNORE_INDEX, analyze
+from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.cli import main
 from visualizer.errors import InputError
-from visualizer.loading import LoadedModel
-from visualizer.masking import chat_example, mask_until, starts_by_decoding, tokens_before
-from visualizer.tokens import TokenDecoder
+from visualizer.model.loading import LoadedModel
+from visualizer.analysis.masking import chat_example, mask_until, starts_by_decoding, tokens_before
+from visualizer.model.tokens import TokenDecoder
 
 TEXT = "the cat likes fish and the dog likes bones"
 
@@ -107,7 +107,7 @@ def test_chat_example_without_template_counts_only_the_answer(tiny_lm):
 
 
 def test_chat_example_uses_the_template(tiny_gpt2_dir):
-    from visualizer.loading import load_model
+    from visualizer.model.loading import load_model
 
     base = load_model(tiny_gpt2_dir)
     tokenizer = copy.deepcopy(base.tokenizer)

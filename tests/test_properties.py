@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from visualizer.analysis import NOT_SPELLED, analyze
+from visualizer.analysis.one_pass import NOT_SPELLED, analyze
 from test_tokens import LOOK_ALIKES, bytes_of_display, check_display_round_trip, piece_bytes
 from visualizer.errors import InputError
 
@@ -78,7 +78,7 @@ def test_bundled_model_invariants(bundled_lm, text, options):
 
 def _readable_by_character(data: bytes) -> str:
     """The definition of `readable`, one character at a time (no fast path)."""
-    from visualizer.tokens import VISIBLE_WHITESPACE
+    from visualizer.model.tokens import VISIBLE_WHITESPACE
 
     text = data.decode("utf-8", errors="surrogateescape")
     out = []
@@ -94,7 +94,7 @@ def _readable_by_character(data: bytes) -> str:
 
 @given(st.binary(max_size=40) | st.text(max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_readable_matches_its_character_by_character_definition(data):
-    from visualizer.tokens import readable
+    from visualizer.model.tokens import readable
 
     assert readable(data) == _readable_by_character(data)
 
@@ -102,8 +102,8 @@ def test_readable_matches_its_character_by_character_definition(data):
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(text=st.text(min_size=1, max_size=200))
 def test_all_contexts_at_once_equal_each_context(tiny_lm, text):
-    from visualizer.analysis import context_text
-    from visualizer.result import contexts
+    from visualizer.analysis.one_pass import context_text
+    from visualizer.analysis.result import contexts
 
     ids = tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     expected = [context_text(tiny_lm.decoder, ids, k) for k in range(1, len(ids))]
@@ -116,7 +116,7 @@ AWKWARD = st.sampled_from(["😀", "👩‍👩‍👧", "🐕", "日本語", "e
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.lists(AWKWARD | st.text(max_size=4), max_size=12).map("".join))
 def test_display_forms_give_back_the_text(tiny_tokenizer, text):
-    from visualizer.tokens import TokenDecoder
+    from visualizer.model.tokens import TokenDecoder
 
     assume(not LOOK_ALIKES.search(text))
     ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -33,10 +33,10 @@ def test_readme_api_snippet_runs(bundled_lm, capsys):
 
 
 def test_readme_python_snippet_runs(bundled_lm, capsys, monkeypatch):
-    import visualizer.loading
+    import visualizer.model.loading
 
     snippet = re.search(r"```python\n(from visualizer import tables.*?)```", README, re.S).group(1)
-    monkeypatch.setattr(visualizer.loading, "load_model", lambda *args: bundled_lm)  # already loaded once
+    monkeypatch.setattr(visualizer.model.loading, "load_model", lambda *args: bundled_lm)  # already loaded once
     exec(snippet, {})  # noqa: S102 - our own README
     printed = capsys.readouterr().out
     assert " 2 ['␣dog', '␣likes', '␣food']" in printed  # mask_first=2: two of three positions count

@@ -5,7 +5,7 @@ import re
 import pytest
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from visualizer.tokens import TokenDecoder, readable, visible
+from visualizer.model.tokens import TokenDecoder, readable, visible
 
 
 @pytest.mark.parametrize(

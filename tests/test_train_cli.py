@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visualizer.loading import load_model
+from visualizer.model.loading import load_model
 
 TEXT = "the dog likes food"
 

@@ -8,10 +8,10 @@ import time
 import pytest
 import torch
 
-from visualizer import training
-from visualizer.analysis import IGNORE_INDEX, analyze
+from visualizer.analysis import training
+from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.errors import InputError
-from visualizer.training import TrainedCopies, TrainingSlots, train_for_session, train_on_text, validate_options
+from visualizer.analysis.training import TrainedCopies, TrainingSlots, train_for_session, train_on_text, validate_options
 
 TEXT = "the dog likes food"
 
@@ -278,7 +278,7 @@ def test_the_pages_train_event_and_slots_follow_the_setting(tiny_gpt2_dir):
     from dataclasses import replace
 
     import app
-    from visualizer import service_labels
+    from visualizer.service import labels as service_labels
     from visualizer.settings import Settings
 
     settings = replace(Settings.from_env({"VISUALIZER_TRAINING_CONCURRENCY": "3"}), model=tiny_gpt2_dir,

@@ -1,0 +1,52 @@
+"""`python -m visualizer lens TEXT ...`: the logit lens, each layer's prediction at each position."""
+
+from __future__ import annotations
+
+import json
+
+from ..analysis.lens import LogitLens, logit_lens
+from ..errors import InputError
+from ..settings import Settings
+from .arguments import add_model_argument
+
+CELL_WIDTH = 22
+
+
+def register(commands, settings: Settings) -> None:
+    """Add the `lens` subcommand to the CLI's subparsers."""
+    parser = commands.add_parser("lens", help="the logit lens: what each layer predicts at each position")
+    parser.add_argument("text", metavar="TEXT", help="text to look through")
+    add_model_argument(parser, settings)
+    parser.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is predicted too")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(run=run_lens)
+
+
+def run_lens(args, settings: Settings, out) -> None:
+    """Validate the text, load the model, run the lens, print it."""
+    from ..model.loading import load_model
+
+    if not args.text.strip():
+        raise InputError("Please enter some text: it is empty.")
+    if len(args.text) > settings.max_chars:
+        raise InputError(f"The text is {len(args.text):,} characters; the limit is {settings.max_chars:,}.")
+    lens = logit_lens(args.text, load_model(args.model), bos=args.bos, max_tokens=settings.max_tokens)
+    if args.format == "json":
+        out.write(json.dumps(lens.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        out.write(lens_text(lens) + "\n")
+
+
+def lens_text(lens: LogitLens) -> str:
+    """A grid: one line per layer (last layer first), one column per position, 'top p(target) #rank'."""
+    def cell(text: str) -> str:
+        return text[:CELL_WIDTH].ljust(CELL_WIDTH)
+
+    header = cell("layer \\ target") + "".join(cell(repr(t.display)) for t in lens.tokens[1:])
+    lines = [f"{lens.model}: {lens.layers} layers (embeddings + {lens.layers - 1} blocks), {len(lens.tokens)} tokens", header]
+    lines.extend(f"note: {n}" for n in lens.notices)
+    for layer in reversed(range(lens.layers)):
+        cells = (cell(f"{c.top.display} {c.p_target:.1%} #{c.rank}") for c in lens.rows[layer])
+        lines.append(cell(LogitLens.layer_name(layer)) + "".join(cells))
+    lines.append("cell: the layer's top token, p(target), #rank of the target")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The model: loading weights (bundled GGUF, directory, hub), the weight cache, tokens and their display forms."""

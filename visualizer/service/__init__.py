@@ -1,0 +1,1 @@
+"""What one request does, without Gradio: validate, run, draw; the shared forward-pass batcher."""

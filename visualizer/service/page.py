@@ -1,0 +1,261 @@
+"""What the app and its API do per request, without Gradio: validate, analyse, render views, export.
+
+app.py wires these to components; keeping them here makes them testable without a server.
+One request runs one forward pass (`run_analysis`); every view is drawn from that
+`Analysis` (`build_views`), so switching colours, classroom mode or the detail
+position costs no model time. Requests that overlap share their forward pass (`batcher`),
+and hold their tokens of an in-flight budget while analysed and drawn (`taking_turns`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..views import figures, tables
+from ..analysis.one_pass import Analysis, analyze, encode
+from .batching import ForwardBatcher, TokenBudget
+from ..errors import InputError, ModelLoadError
+from ..model.loading import LoadedModel, is_loaded, load_model
+from .memory import release_freed_memory
+from ..views.report import loss_line
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "the dog likes food",
+    "Le chat dort sur le canapé parce qu'il fait chaud.",
+    "def add(a, b):\n    return a + b\n",
+    "The cat sat on the mat. It was warm in the sun, and the cat was happy to stay there all "
+    "afternoon while the children played in the garden.",
+    "The capital of France is Paris.",
+]
+
+
+@dataclass
+class Views:
+    """Every figure and table of one analysis, ready for display."""
+
+    token_strip: go.Figure
+    top_k: go.Figure
+    sentence_vocab: go.Figure
+    loss: go.Figure
+    detail: go.Figure
+    labels: pd.DataFrame
+    positions: pd.DataFrame
+    summary: str
+    """Plain text: the loss line and any notices."""
+
+
+def check_model_allowed(name: str, settings: Settings) -> str:
+    """The model name if the settings allow it, else an InputError listing what is allowed."""
+    if not isinstance(name, str) or not settings.allows(name):
+        allowed = ", ".join(settings.models)
+        raise InputError(f"Model '{name}' is not offered here; choose one of: {allowed}.")
+    return name
+
+
+def get_model(name: str, settings: Settings, on_loading: Callable[[str], None] | None = None) -> LoadedModel:
+    """An allowed model from the registry, telling `on_loading` when it must be loaded first."""
+    check_model_allowed(name, settings)
+    _REQUESTED.set()
+    if on_loading is not None and not is_loaded(name):
+        on_loading(f"Loading {name} (first time only)…")
+    return load_model(name)
+
+
+_REQUESTED = threading.Event()
+"""Set by the first request for a model: from then on, warming up would only slow real requests."""
+
+
+def preload(settings: Settings) -> threading.Thread:
+    """Start loading the default model in the background while the page is built and served, then,
+    if no request has come yet, run one small analysis and draw it (the first use of each library
+    path is the slowest), so the first visitor gets an answer at once; a failure is logged here and
+    shown to the request that needs the model."""
+
+    def load() -> None:
+        try:
+            lm = load_model(settings.model)
+            if not _REQUESTED.is_set():
+                build_views(analyze(EXAMPLES[0], lm, top_k=settings.top_k))
+        except Exception:  # noqa: BLE001 - the first request retries and reports it
+            log.warning("preloading %s failed", settings.model, exc_info=True)
+
+    thread = threading.Thread(target=load, name="preload-model", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_analysis(
+    text: str,
+    settings: Settings,
+    model: str | None = None,
+    top_k: int | float = 10,
+    bos: bool = False,
+    mask_first: int | float = 0,
+    on_loading: Callable[[str], None] | None = None,
+) -> Analysis:
+    """Validate a request, then run the one forward pass (shared with overlapping requests)."""
+    check_text(text, settings)
+    lm = get_model(model or settings.model, settings, on_loading)
+    return analyze(
+        text, lm, top_k=top_k, bos=bool(bos), mask_first=_whole(mask_first, "mask_first"),
+        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k, measure=batcher(settings).measure,
+    )
+
+
+def analysis_contract(text: str, settings: Settings, model: str | None = None, sentence_vocab: bool = True,
+                      **options) -> dict:
+    """The JSON contract for one request (the API's answer), made in its turn of the token budget."""
+    check_text(text, settings)
+    lm = get_model(model or settings.model, settings)
+    with taking_turns(settings, lm, text, options.get("bos", False)):
+        return run_analysis(text, settings, model=model, **options).to_dict(sentence_vocab=bool(sentence_vocab))
+
+
+@cache
+def _shared(batch_size: int, batch_tokens: int) -> tuple[ForwardBatcher, TokenBudget]:
+    """The process's forward batcher and in-flight token budget for these limits."""
+    size, tokens = max(1, batch_size), max(1, batch_tokens)
+    return ForwardBatcher(max_requests=size, max_tokens=tokens), TokenBudget(2 * tokens)
+
+
+def batcher(settings: Settings) -> ForwardBatcher:
+    """Where analyses run their forward pass: shared by requests that overlap."""
+    return _shared(settings.batch_size, settings.batch_tokens)[0]
+
+
+@contextmanager
+def taking_turns(settings: Settings, lm: LoadedModel, text: str, bos: bool = False):
+    """Hold this text's tokens of the in-flight budget while it is analysed and drawn (long texts
+    take turns, so memory stays bounded); afterwards hand freed memory back to the OS."""
+    ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
+    try:
+        with _shared(settings.batch_size, settings.batch_tokens)[1].hold(len(ids), wait_s=settings.time_limit_s):
+            yield
+    finally:
+        release_freed_memory()
+
+
+def check_text(text, settings: Settings) -> str:
+    """The text, if it is a non-empty string within the character limit; else an InputError."""
+    if not isinstance(text, str):
+        raise InputError("The text must be a string.")
+    if len(text) > settings.max_chars:
+        raise InputError(f"The text is {len(text):,} characters; the limit is {settings.max_chars:,}.")
+    if not text.strip():
+        raise InputError("Please enter some text: it is empty.")
+    return text
+
+
+def _whole(value, name: str) -> int:
+    """A float from a slider that is a whole number, as int; else InputError."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InputError(f"{name} must be a whole number.")
+
+
+def build_views(analysis: Analysis, color_by: str = "probability", classroom: bool = False, detail_k: int | None = None) -> Views:
+    """Draw every view from one analysis (no model call)."""
+    style = figures.CLASSROOM if classroom else figures.NORMAL
+    return Views(
+        token_strip=figures.token_strip(analysis, color_by=color_by, style=style),
+        top_k=figures.top_k_heatmap(analysis, style=style),
+        sentence_vocab=figures.sentence_vocab_heatmap(analysis, style=style),
+        loss=figures.loss_bars(analysis, style=style),
+        detail=detail_figure(analysis, detail_k, classroom),
+        labels=tables.labels_table(analysis),
+        positions=tables.for_display(tables.position_table(analysis)),
+        summary=summary_text(analysis),
+    )
+
+
+def detail_figure(analysis: Analysis, k: int | None, classroom: bool = False) -> go.Figure:
+    """The position-detail view; the last position when `k` is missing or out of range."""
+    last = len(analysis.positions)
+    k = last if not isinstance(k, (int, float)) or not 1 <= int(k) <= last else int(k)
+    return figures.position_detail(analysis, k, style=figures.CLASSROOM if classroom else figures.NORMAL)
+
+
+def summary_text(analysis: Analysis) -> str:
+    """The loss line plus notices, as plain text."""
+    n = len(analysis.tokens)
+    head = f"{analysis.model} · {n} tokens · {len(analysis.positions)} predictions"
+    return "\n".join([head, loss_line(analysis), *analysis.notices])
+
+
+EXPORTS = {"positions": "positions.csv", "top_k": "top_k.csv", "analysis": "analysis.json"}
+"""The page's downloads: the per-position table, the top-K table (CSV) and the JSON contract."""
+EXPORT_MAX_AGE_S = 600
+"""How long a written download stays on disk (Gradio serves its own copy of it)."""
+
+
+def export_files(analysis: Analysis, directory: str | None = None) -> tuple[str, str, str]:
+    """Write every download into `directory` (a fresh folder when None); return their paths."""
+    folder = Path(directory) if directory else _fresh_export_folder()
+    return tuple(_write_export(analysis, kind, folder) for kind in EXPORTS)
+
+
+def export_file(analysis: Analysis, kind: str) -> str:
+    """Write one download, when the user asks for it, into a fresh folder; folders older than
+    EXPORT_MAX_AGE_S are removed first, so a long-running server does not fill its disk."""
+    if kind not in EXPORTS:
+        raise InputError(f"Unknown download '{kind}'; choose one of: {', '.join(EXPORTS)}.")
+    return _write_export(analysis, kind, _fresh_export_folder())
+
+
+def _write_export(analysis: Analysis, kind: str, folder: Path) -> str:
+    """One download file in `folder`: a table as CSV, or the JSON contract."""
+    path = folder / EXPORTS[kind]
+    if kind == "positions":
+        tables.position_table(analysis).to_csv(path, index=False)
+    elif kind == "top_k":
+        tables.top_k_table(analysis).to_csv(path, index=False)
+    else:
+        path.write_bytes(analysis.to_json())
+    return str(path)
+
+
+@cache
+def _export_root() -> Path:
+    """This process's folder of downloads, removed when the process exits."""
+    root = Path(tempfile.mkdtemp(prefix="visualizer-exports-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def _fresh_export_folder() -> Path:
+    """A new folder under the export root, after removing the folders older than EXPORT_MAX_AGE_S."""
+    root, now = _export_root(), time.time()
+    root.mkdir(parents=True, exist_ok=True)  # again, should a /tmp cleaner have removed it
+    for old in root.iterdir():
+        try:
+            if now - old.stat().st_mtime > EXPORT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # removed by a concurrent request meanwhile
+            pass
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def user_message(err: Exception) -> str:
+    """One sentence for the page; unexpected errors are logged with their traceback."""
+    if isinstance(err, (InputError, ModelLoadError)):
+        return str(err)
+    log.exception("unexpected error while analysing")
+    return "Something went wrong while analysing this text; the server logged the details."

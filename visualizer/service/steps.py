@@ -1,0 +1,261 @@
+"""What the Generate and Layers tabs (and the /generate and /lens API) do per request, without Gradio.
+
+A generation lives between clicks as a `GenerationRun` that the page keeps by reference
+(Gradio's State stores a handler's return value as is; it deep-copies only a State's
+initial value, and that is None here). Each click adds one step (one token's forward
+pass with the KV cache) or runs to the end; the views are then drawn from the run, and
+teacher forcing (one more forward pass) is recomputed only when the steps changed.
+The logit lens is computed on request and cached per (model, text, bos).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..views import figures, generation_figures, lens_figures
+from ..analysis.one_pass import Analysis, validate_top_k
+from ..errors import InputError
+from ..analysis.generation import DEFAULT_NEW_TOKENS, STOP_EOS, STOP_MAX, Decoding, Generation, teacher_forcing
+from ..analysis.lens import LogitLens, logit_lens
+from ..model.loading import is_loaded, load_model
+from .page import get_model
+from ..settings import Settings
+
+LENS_MAX_TOKENS = 256
+"""The lens reads at most this many tokens: it costs one head projection per layer and position."""
+LENS_CACHE = 16
+"""Lenses kept, most recently used first."""
+PAGE_CANDIDATES = 10
+"""Candidates recorded per step on the page."""
+PROMPT_EXAMPLE = "The capital of France is"
+GREEDY, SAMPLE = "greedy", "sample"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_text(text, settings: Settings, what: str = "text") -> str:
+    """The text if it is a non-empty string within the length limit, else an InputError."""
+    if not isinstance(text, str):
+        raise InputError(f"The {what} must be a string.")
+    if len(text) > settings.max_chars:
+        raise InputError(f"The {what} is {len(text):,} characters; the limit is {settings.max_chars:,}.")
+    if not text.strip():
+        raise InputError(f"Please enter {'a prompt' if what == 'prompt' else 'some text'}: it is empty.")
+    return text
+
+
+def _int_or_none(value, name: str):
+    """A whole number as int, None as None; a float like 5.0 from a slider becomes 5."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InputError(f"{name} must be a whole number, not {value!r}.")
+
+
+def decoding(max_new_tokens=DEFAULT_NEW_TOKENS, temperature=None, top_k=None, top_p=None, seed=None) -> Decoding:
+    """The API's and CLI's reading: None switches a filter off, no temperature means greedy."""
+    return Decoding(
+        max_new_tokens=_int_or_none(max_new_tokens, "The number of new tokens"),
+        temperature=temperature, top_k=_int_or_none(top_k, "Top-k"), top_p=top_p, seed=_int_or_none(seed, "The seed"),
+    )
+
+
+def page_decoding(max_new_tokens, mode: str, temperature, top_k, top_p, seed) -> Decoding:
+    """The page's reading of its controls: top-k 0 and top-p 1 are 'off', an empty seed picks one.
+
+    Greedy reads neither the temperature nor the seed, so changing them does not restart a greedy run.
+    """
+    if mode not in (GREEDY, SAMPLE):
+        raise InputError(f"Choose '{GREEDY}' or '{SAMPLE}', not {mode!r}.")
+    sample = mode == SAMPLE
+    return decoding(
+        max_new_tokens, temperature if sample else None, None if top_k in (0, 0.0, None) else top_k,
+        None if top_p is None or top_p >= 1 else top_p, seed if sample else None,
+    )
+
+
+# ---------------------------------------------------------------- a generation between clicks
+
+
+@dataclass
+class GenerationRun:
+    """A generation kept between clicks, what started it, and its teacher forcing for the steps so far."""
+
+    generation: Generation
+    request: tuple
+    """(model, prompt, decoding, bos, candidates): a click with other values starts a new run."""
+    _forced: Analysis | None = field(default=None, repr=False)
+
+    def teacher_forced(self) -> Analysis | None:
+        """Teacher forcing of the prompt and the steps so far (None before the first step); one pass per change."""
+        gen = self.generation
+        if not gen.steps:
+            return None
+        if self._forced is None or len(self._forced.tokens) != len(gen.ids):
+            self._forced = teacher_forcing(gen)
+        return self._forced
+
+
+def start_generation(
+    prompt, settings: Settings, model: str | None = None, dec: Decoding | None = None, bos: bool = False,
+    candidates=PAGE_CANDIDATES, on_loading: Callable[[str], None] | None = None,
+) -> GenerationRun:
+    """Validate a request and set up a generation (no token chosen yet)."""
+    check_text(prompt, settings, "prompt")
+    dec = dec or Decoding()
+    if dec.max_new_tokens > settings.max_new_tokens:
+        raise InputError(f"At most {settings.max_new_tokens} new tokens are allowed here, not {dec.max_new_tokens}.")
+    candidates = validate_top_k(candidates, settings.max_top_k)
+    name = model or settings.model
+    lm = get_model(name, settings, on_loading)
+    gen = Generation(lm, prompt, dec, bos=bool(bos), candidates=candidates)
+    return GenerationRun(gen, (name, prompt, dec, bool(bos), candidates))
+
+
+def advance(
+    run: GenerationRun | None, prompt, settings: Settings, model: str | None, dec: Decoding, bos: bool = False,
+    to_end: bool = False, candidates=PAGE_CANDIDATES, on_loading: Callable[[str], None] | None = None,
+) -> GenerationRun:
+    """One more step (or all the rest) of the held run, or of a new one when the request changed."""
+    request = (model or settings.model, prompt, dec, bool(bos), candidates)
+    if run is None or run.request != request:
+        run = start_generation(prompt, settings, model, dec, bos, candidates, on_loading)
+    if to_end:
+        run_until_done(run.generation, settings.time_limit_s)
+    else:
+        run.generation.step()
+    return run
+
+
+def run_until_done(gen: Generation, time_limit_s: float) -> bool:
+    """Step until the generation ends or the time limit passes; True when it ended."""
+    deadline = time.monotonic() + time_limit_s
+    while not gen.done:
+        if time.monotonic() > deadline:
+            return False
+        gen.step()
+    return True
+
+
+def generate(
+    prompt, settings: Settings, model: str | None = None, max_new_tokens=DEFAULT_NEW_TOKENS, temperature=None,
+    top_k=None, top_p=None, seed=None, candidates=None, bos: bool = False,
+) -> dict:
+    """The API: generate to the end and return the JSON contract of `python -m visualizer generate --format json`."""
+    dec = decoding(max_new_tokens, temperature, top_k, top_p, seed)
+    run = start_generation(prompt, settings, model, dec, bos, settings.top_k if candidates is None else candidates)
+    if not run_until_done(run.generation, settings.time_limit_s):
+        raise InputError(f"Generating took longer than the time limit ({settings.time_limit_s} s); "
+                         "ask for fewer new tokens.")
+    return run.generation.to_dict()
+
+
+# ---------------------------------------------------------------- views of a generation
+
+
+@dataclass
+class GenerationViews:
+    """Every figure and table of a generation so far, ready for display."""
+
+    summary: str
+    """Plain text: settings, progress, why it stopped, teacher forcing in one line."""
+    steps: go.Figure
+    text: go.Figure
+    step: go.Figure
+    forced: go.Figure
+    table: pd.DataFrame
+    step_choices: list[tuple[str, int]]
+    """(label, 1-based step) for a step picker."""
+
+
+def generation_views(run: GenerationRun, classroom: bool = False, step: int | None = None) -> GenerationViews:
+    """Draw every view of the run (no model call but teacher forcing when the steps changed).
+
+    `step`: 1-based step for the before/after bars; None or out of range = the latest.
+    """
+    gen, style = run.generation, figures.CLASSROOM if classroom else figures.NORMAL
+    forced = run.teacher_forced()
+    return GenerationViews(
+        summary=generation_summary(run),
+        steps=generation_figures.steps_heatmap(gen, style),
+        text=generation_figures.continuation_strip(gen, style),
+        step=generation_figures.step_distribution(gen, _step_index(run, step), style),
+        forced=generation_figures.forced_lines(gen, forced, style),
+        table=generation_figures.forced_table(gen, forced),
+        step_choices=[(f"{s.index + 1}: {s.token.display}", s.index + 1) for s in gen.steps],
+    )
+
+
+def step_figure(run: GenerationRun, step: int | None, classroom: bool = False) -> go.Figure:
+    """The before/after bars of one 1-based step (the latest when `step` is missing or out of range)."""
+    style = figures.CLASSROOM if classroom else figures.NORMAL
+    return generation_figures.step_distribution(run.generation, _step_index(run, step), style)
+
+
+def _step_index(run: GenerationRun, step) -> int:
+    """0-based index of a 1-based step from a picker; the latest when it is missing or out of range."""
+    n = len(run.generation.steps)
+    ok = isinstance(step, (int, float)) and not isinstance(step, bool) and 1 <= step <= n
+    return int(step) - 1 if ok else n - 1
+
+
+def generation_summary(run: GenerationRun) -> str:
+    """Three lines: model, settings and progress; what happens next; teacher forcing."""
+    gen = run.generation
+    n, limit = len(gen.steps), gen.decoding.max_new_tokens
+    head = f"{gen.lm.name} · {generation_figures.decoding_text(gen)} · {n} of {limit} new tokens"
+    nxt = {STOP_EOS: "Stopped: the model chose its end-of-text token.",
+           STOP_MAX: f"Stopped: {limit} new tokens, the limit."}.get(
+        gen.stop_reason, "Next token adds one step; Run to end goes on until EOS or the limit.")
+    lines = [head, nxt]
+    forced = run.teacher_forced()
+    if forced is not None:
+        tf = generation_figures.teacher_p(gen, forced)
+        gap = max(abs(a - s.p_model) for a, s in zip(tf, gen.steps))
+        loss = "" if forced.loss is None else f"; loss of the continuation = {forced.loss:.3f} nats"
+        lines.append(f"Teacher forcing (one pass over prompt + continuation) gives each new token the model's p "
+                     f"to within {gap:.1e}{loss}.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the logit lens
+
+
+@functools.lru_cache(maxsize=LENS_CACHE)
+def _cached_lens(model: str, text: str, bos: bool) -> LogitLens:
+    """The lens of the first LENS_MAX_TOKENS tokens, once per (model, text, bos)."""
+    return logit_lens(text, load_model(model), bos=bos, max_tokens=LENS_MAX_TOKENS)
+
+
+def lens_for(text, settings: Settings, model: str | None = None, bos: bool = False,
+             on_loading: Callable[[str], None] | None = None) -> LogitLens:
+    """Validate a request, then the (cached) logit lens of its first LENS_MAX_TOKENS tokens."""
+    check_text(text, settings)
+    name = model or settings.model
+    get_model(name, settings, on_loading)  # refuses a model not offered; loads it once
+    return _cached_lens(name, text, bool(bos))
+
+
+def lens_figure(lens: LogitLens, value: str = "p_target", classroom: bool = False) -> go.Figure:
+    """The layers x positions heatmap of a lens, coloured by `value`."""
+    style = figures.CLASSROOM if classroom else figures.NORMAL
+    vocab = len(load_model(lens.model).tokenizer) if is_loaded(lens.model) else None
+    return lens_figures.lens_heatmap(lens, value, style, vocab_size=vocab)
+
+
+def lens_summary(lens: LogitLens) -> str:
+    """One or two lines: what was read, and any notice."""
+    head = (f"{lens.model} · {lens.layers - 1} layers + the embeddings · {len(lens.tokens)} tokens "
+            f"(the lens reads at most {LENS_MAX_TOKENS})")
+    return "\n".join([head, *lens.notices])
