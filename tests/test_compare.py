@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import train_byte_level_tokenizer
 from test_alignment import byte_sets, own_ends
+
 from visualizer.analysis.one_pass import IGNORE_INDEX
 from visualizer.model.loading import load_model
 from visualizer.service.compare import COMPARE_VIEWS, compare_analyses, compare_views
@@ -117,8 +117,9 @@ def test_picked_tokens_are_carried_over_by_their_bytes(tiny_gpt2_dir, other_toke
 
 def test_app_handlers_switch_views_and_restyle_every_view(tiny_gpt2_dir, other_tokenizer_dir):
     import served  # noqa: F401 - puts the project root on sys.path for `import app`
+
     import app
-    from visualizer.views.figures import CLASSROOM, NORMAL
+    from visualizer.views.plotting import CLASSROOM, NORMAL
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir, other_tokenizer_dir))
     h = app.make_label_handlers(settings)

@@ -9,13 +9,14 @@ import re
 import pytest
 from plotly.colors import get_colorscale, sample_colorscale
 
-from visualizer.views import figures
 from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError
-from visualizer.views.figures import (
-    CLASSROOM, NORMAL, OTHER_COLUMN, loss_bars, position_detail, sentence_vocab_heatmap, token_strip, top_k_heatmap,
-)
-from visualizer.model.tokens import Token
+from visualizer.model.tokens import Token, unique_names
+from visualizer.views import plotting, predictions
+from visualizer.views.loss import loss_bars
+from visualizer.views.plotting import CLASSROOM, NORMAL, OTHER_COLUMN
+from visualizer.views.predictions import token_strip, top_k_heatmap
+from visualizer.views.walkthrough import position_detail, sentence_vocab_heatmap
 
 TEXT = "the cat likes fish and the dog likes bones"
 MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> %{x}'
@@ -77,12 +78,12 @@ def analysis(tiny_lm):
 
 
 def test_escape_shorten_and_unique_names():
-    assert figures.escape_text('<b>"x" & y</b>') == '&lt;b&gt;"x" &amp; y&lt;/b&gt;'
-    assert figures.shorten("x" * 24) == "x" * 24
-    assert figures.shorten("a" + "x" * 30) == "…" + "x" * 23
-    assert figures.unique_names(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
-    assert [figures.rank_bucket(r) for r in (1, 2, 10, 11, 100, 101, 10**6)] == [0, 1, 1, 2, 2, 3, 3]
-    assert figures.percent(0.6) == "60%" and figures.percent(0.008) == "0.8%"
+    assert plotting.escape_text('<b>"x" & y</b>') == '&lt;b&gt;"x" &amp; y&lt;/b&gt;'
+    assert plotting.shorten("x" * 24) == "x" * 24
+    assert plotting.shorten("a" + "x" * 30) == "…" + "x" * 23
+    assert unique_names(["a", "b", "a", "a"]) == ["a", "b", "a (2)", "a (3)"]
+    assert [plotting.rank_bucket(r) for r in (1, 2, 10, 11, 100, 101, 10**6)] == [0, 1, 1, 2, 2, 3, 3]
+    assert plotting.percent(0.6) == "60%" and plotting.percent(0.008) == "0.8%"
 
 
 # ---------------------------------------------------------------- token strip
@@ -101,7 +102,7 @@ def test_token_strip_colours_each_token_by_its_probability(analysis):
     assert (main.zmin, main.zmax) == (0, 1)
     pos = analysis.positions[2]
     hover = main.customdata[0][3]
-    assert f"rank {pos.rank}" in hover and figures.percent(pos.p_target) in hover
+    assert f"rank {pos.rank}" in hover and plotting.percent(pos.p_target) in hover
     assert all(esc(c.token.display) in hover for c in pos.top[:3])
     assert main.hovertemplate == "%{customdata}<extra></extra>"
 
@@ -147,7 +148,7 @@ def test_top_k_heatmap_rows_columns_and_labels(analysis):
     assert list(fig.layout.yaxis.tickvals) == list(range(rows)) and fig.layout.yaxis.autorange == "reversed"
     assert list(fig.layout.xaxis.tickvals) == [1, 2, 3, 4, 5]
     top = analysis.positions[0].top[0]
-    assert heat.text[0][0] == f"{esc(top.token.display)}<br>{figures.percent(top.p)}"
+    assert heat.text[0][0] == f"{esc(top.token.display)}<br>{plotting.percent(top.p)}"
 
 
 def test_top_k_heatmap_outlines_the_target_or_names_its_rank(analysis):
@@ -170,7 +171,7 @@ def test_top_k_heatmap_outlines_the_target_or_names_its_rank(analysis):
     assert [a.y for a in notes] == outside
     for a, r in zip(notes, outside):
         pos = positions[r]
-        assert a.text == f"target {esc(pos.target.display)}: {figures.percent(pos.p_target)}, rank {pos.rank}"
+        assert a.text == f"target {esc(pos.target.display)}: {plotting.percent(pos.p_target)}, rank {pos.rank}"
         assert a.x > 5  # right of the last column
 
 
@@ -214,7 +215,7 @@ def test_loss_bars_grey_out_masked_positions_and_leave_them_out_of_the_mean(tiny
     assert counted.type == masked.type == "bar"
     assert list(masked.x) == [labels[0], labels[3]]  # k=1 and k=4
     assert list(masked.y) == pytest.approx([-math.log(analysis.positions[j].p_target) for j in (0, 3)])
-    assert masked.marker.color == figures.GREY and masked.opacity < 1 and masked.marker.pattern.shape
+    assert masked.marker.color == plotting.GREY and masked.opacity < 1 and masked.marker.pattern.shape
     assert list(masked.text) == ["masked", "masked"]
     kept = [p.loss for p in analysis.positions if not p.masked]
     assert list(counted.y) == pytest.approx(kept)
@@ -335,14 +336,14 @@ def test_markup_in_the_text_stays_text(tiny_lm):
 
 def test_plot_config_and_figure_json(analysis):
     fig = loss_bars(analysis)
-    data = json.loads(figures.figure_json(fig))
+    data = json.loads(plotting.figure_json(fig))
     assert data["config"]["displaylogo"] is False
     assert data["config"]["toImageButtonOptions"]["format"] == "png"
     assert data["layout"]["title"]["text"] == fig.layout.title.text
 
 
 def test_top_k_cells_cut_long_tokens_to_fit_and_the_hover_keeps_them_whole(analysis, monkeypatch):
-    monkeypatch.setattr(figures, "PAGE_WIDTH", 400)  # a narrow page: 4 characters a cell
+    monkeypatch.setattr(predictions, "PAGE_WIDTH", 400)  # a narrow page: 4 characters a cell
     (heat,) = top_k_heatmap(analysis).data
     for pos, cells, hovers in zip(analysis.positions, heat.text, heat.customdata):
         for c, cell, hover in zip(pos.top, cells, hovers):
@@ -350,11 +351,11 @@ def test_top_k_cells_cut_long_tokens_to_fit_and_the_hover_keeps_them_whole(analy
             assert hover == esc(c.token.display)
             assert shown == esc(c.token.display) if len(c.token.display) <= 4 else shown == esc(c.token.display[:3] + "…")
     assert "%{customdata}" in heat.hovertemplate and any("…" in cell for row in heat.text for cell in row)
-    assert figures.cut("␣computational", 6) == "␣comp…" and figures.cut("␣dog", 6) == "␣dog"
+    assert plotting.cut("␣computational", 6) == "␣comp…" and plotting.cut("␣dog", 6) == "␣dog"
 
 
 def test_a_cell_holds_more_characters_on_a_wider_page_and_fewer_with_more_columns():
-    chars = figures._cell_chars
+    chars = predictions._cell_chars
     for style in (NORMAL, CLASSROOM):
         assert chars(style, 10, 20, 300) >= 4
         assert chars(style, 10, 20, 300) < chars(dataclasses.replace(style, width=2400), 10, 20, 300)

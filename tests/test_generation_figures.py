@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from visualizer.views import figures
-from visualizer.errors import InputError
-from visualizer.views.figures import CLASSROOM, HOVER_CUSTOMDATA, escape_text as esc
 from visualizer.analysis.generation import Decoding, Generation, teacher_forcing
+from visualizer.errors import InputError
+from visualizer.model.tokens import unique_names
+from visualizer.views import plotting
 from visualizer.views.generation_figures import (
     DROPPED,
     continuation_strip,
@@ -19,6 +19,8 @@ from visualizer.views.generation_figures import (
     steps_heatmap,
     teacher_p,
 )
+from visualizer.views.plotting import CLASSROOM, HOVER_CUSTOMDATA
+from visualizer.views.plotting import escape_text as esc
 
 PROMPT = "<b>bold</b> & the dog"
 """Markup in the prompt: every label built from it must come out escaped."""
@@ -64,7 +66,7 @@ def test_steps_heatmap_rows_columns_values(sampled):
 
 def test_dropped_cells_are_crossed_out_and_greyed(sampled):
     kept, dropped, strikes = steps_heatmap(sampled).data
-    assert dropped.colorscale[0][1] == figures.GREY
+    assert dropped.colorscale[0][1] == plotting.GREY
     assert all(list(row[:2]) == ["", ""] and "" not in row[2:] for row in dropped.text)  # no text over kept cells
     assert all("" not in row[:2] and list(row[2:]) == [""] * 3 for row in kept.text)
     assert len(strikes.x) == 3 * 3 * len(sampled.steps)  # one segment and a gap per dropped cell
@@ -126,7 +128,7 @@ def test_continuation_strip_colours_each_new_token_by_its_p(greedy):
     p = len(greedy.prompt_ids)
     assert list(new.z[0][:p]) == [None] * p
     assert list(new.z[0][p:]) == pytest.approx([s.p for s in greedy.steps])
-    assert list(prompt.z[0][:p]) == [0] * p and prompt.colorscale[0][1] == figures.GREY
+    assert list(prompt.z[0][:p]) == [0] * p and prompt.colorscale[0][1] == plotting.GREY
     assert list(new.text[0][p:]) == [esc(s.token.display) for s in greedy.steps]
     assert list(new.text[0][:p]) == [""] * p and list(prompt.text[0][p:]) == [""] * len(greedy.steps)
     assert new.hovertemplate == HOVER_CUSTOMDATA and "step 1" in new.customdata[0][p]
@@ -148,7 +150,7 @@ def test_step_distribution_before_and_after(sampled):
     before, after = fig.data
     step = sampled.steps[2]
     assert before.type == after.type == "bar"
-    assert list(before.x) == figures.unique_names([esc(c.token.display) for c in step.top])
+    assert list(before.x) == unique_names([esc(c.token.display) for c in step.top])
     assert list(before.y) == pytest.approx([c.p_model for c in step.top])
     assert list(after.y) == pytest.approx([c.p for c in step.top])
     assert list(after.text[2:]) == ["dropped"] * 3 and list(after.y[2:]) == [0] * 3
@@ -209,6 +211,6 @@ def test_teacher_forcing_with_bos(tiny_lm):
 def test_classroom_style_enlarges_every_figure(sampled):
     forced = teacher_forcing(sampled)
     for draw in (steps_heatmap, continuation_strip, step_distribution, lambda g, style: forced_lines(g, forced, style)):
-        normal, big = draw(sampled, style=figures.NORMAL), draw(sampled, style=CLASSROOM)
+        normal, big = draw(sampled, style=plotting.NORMAL), draw(sampled, style=CLASSROOM)
         assert big.layout.font.size == CLASSROOM.font_size > normal.layout.font.size
         assert big.layout.width == CLASSROOM.width

@@ -6,16 +6,16 @@ import dataclasses
 import json
 
 import pytest
-
 from served import free_port, serve
-from visualizer.views import figures
-from visualizer.service import page as service
-from visualizer.service import steps as service_steps
-from visualizer.cli import main
-from visualizer.errors import InputError
+
 from visualizer.analysis.generation import Decoding
 from visualizer.analysis.lens import LensUnsupported
+from visualizer.cli import main
+from visualizer.errors import InputError
+from visualizer.service import page as service
+from visualizer.service import steps as service_steps
 from visualizer.settings import Settings
+from visualizer.views import plotting
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_generation_views(tiny):
     views = service_steps.generation_views(run, classroom=True, step=2)
     n = len(run.generation.steps)
     assert views.step_choices == [(f"{s.index + 1}: {s.token.display}", s.index + 1) for s in run.generation.steps]
-    assert "Step 2:" in views.step.layout.title.text and views.steps.layout.width == figures.CLASSROOM.width
+    assert "Step 2:" in views.step.layout.title.text and views.steps.layout.width == plotting.CLASSROOM.width
     assert len(views.table) == n and f"{n} of 4 new tokens" in views.summary
     assert "Teacher forcing" in views.summary and "greedy" in views.summary
     assert f"Step {n}:" in service_steps.step_figure(run, 99).layout.title.text
@@ -131,7 +131,7 @@ def test_lens_is_cached_per_model_text_and_bos(tiny):
     assert service_steps.lens_for("the dog likes food", settings, name) is first
     assert service_steps.lens_for("the dog likes food", settings, name, bos=True) is not first
     fig = service_steps.lens_figure(first, "rank", classroom=True)
-    assert fig.data[0].type == "heatmap" and fig.layout.width == figures.CLASSROOM.width
+    assert fig.data[0].type == "heatmap" and fig.layout.width == plotting.CLASSROOM.width
     assert f"{len(first.tokens)} tokens" in service_steps.lens_summary(first)
     assert "at most 256" in service_steps.lens_summary(first)
 

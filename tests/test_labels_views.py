@@ -4,20 +4,29 @@ import json
 
 import pytest
 import torch
-
 from test_figures import strings
-from visualizer.views import label_figures
+
 from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
+from visualizer.analysis.training import TRAINED
 from visualizer.errors import InputError
-from visualizer.views.figures import escape_text
 from visualizer.model.loading import load_model
 from visualizer.service.labels import (
-    MISTAKES, TRAINED_CHOICE, MaskChoice, already_shown, analyze_with_mask, picks_still_meant, chat_text,
-    reset_training, run_batch, run_shift, run_training,
+    HEADER_NAME_CHARS,
+    MISTAKES,
+    TRAINED_CHOICE,
+    MaskChoice,
+    already_shown,
+    analyze_with_mask,
+    chat_text,
+    picks_still_meant,
+    reset_training,
+    run_batch,
+    run_shift,
+    run_training,
 )
-from visualizer.service.labels import HEADER_NAME_CHARS
 from visualizer.settings import Settings
-from visualizer.analysis.training import TRAINED
+from visualizer.views import label_figures
+from visualizer.views.plotting import escape_text
 
 TEXT = "the dog likes food and the cat likes fish"
 
@@ -213,8 +222,9 @@ def test_training_steps_respect_the_setting(tiny_gpt2_dir):
 
 def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_what_they_showed(settings):
     import served  # noqa: F401 - puts the project root on sys.path for `import app`
+
     import app
-    from visualizer.views.figures import CLASSROOM, NORMAL
+    from visualizer.views.plotting import CLASSROOM, NORMAL
 
     h = app.make_label_handlers(settings)
     request = type("Request", (), {"session_hash": "restyle"})()
@@ -236,6 +246,7 @@ def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_w
 
 def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
     import served  # noqa: F401 - puts the project root on sys.path for `import app`
+
     import app
 
     held = analyze_with_mask(TEXT, settings, settings.model, MaskChoice("picked tokens", picked=(1, 3)))
@@ -254,6 +265,7 @@ def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
 
 def test_a_failed_analysis_clears_the_picks():
     import served  # noqa: F401
+
     import app
 
     cleared = app._failure("x")[-1]

@@ -5,11 +5,12 @@ import math
 
 import pytest
 
-from visualizer.views import figures
-from visualizer.errors import InputError
-from visualizer.views.figures import HOVER_CUSTOMDATA, escape_text as esc
 from visualizer.analysis.lens import LogitLens, logit_lens
+from visualizer.errors import InputError
+from visualizer.views import plotting
 from visualizer.views.lens_figures import LENS_VALUES, lens_heatmap
+from visualizer.views.plotting import HOVER_CUSTOMDATA
+from visualizer.views.plotting import escape_text as esc
 
 TEXT = "<b>bold</b> & the dog likes food"
 
@@ -77,8 +78,8 @@ def test_wide_lenses_hide_cell_text_and_thin_the_ticks(lens):
 
 
 def test_classroom_style(lens):
-    normal, big = lens_heatmap(lens), lens_heatmap(lens, style=figures.CLASSROOM)
-    assert big.layout.font.size > normal.layout.font.size and big.layout.width == figures.CLASSROOM.width
+    normal, big = lens_heatmap(lens), lens_heatmap(lens, style=plotting.CLASSROOM)
+    assert big.layout.font.size > normal.layout.font.size and big.layout.width == plotting.CLASSROOM.width
     assert big.data[0].colorscale != normal.data[0].colorscale
 
 

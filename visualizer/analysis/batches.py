@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .one_pass import IGNORE_INDEX, encode
 from ..errors import InputError
 from ..model.loading import LoadedModel
-from .shifts import target_log_probs
 from ..model.tokens import Token
+from .one_pass import IGNORE_INDEX, encode
+from .shifts import target_log_probs
 
 MAX_BATCH = 8
 """Most sentences one batch may hold."""

@@ -26,10 +26,10 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from .one_pass import IGNORE_INDEX, Analysis, analyze_ids, encode
 from ..errors import InputError
 from ..model.loading import LoadedModel
 from ..model.tokens import Token
+from .one_pass import IGNORE_INDEX, Analysis, analyze_ids, encode
 
 DEFAULT_NEW_TOKENS = 20
 MAX_NEW_TOKENS = 200

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .one_pass import encode
 from ..errors import InputError
 from ..model.loading import LoadedModel
 from ..model.tokens import Token
+from .one_pass import encode
 
 FINAL_NORM_PATHS = (
     "model.norm",  # Llama, Mistral, Qwen, Gemma, ...

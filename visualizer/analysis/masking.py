@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .one_pass import encode
 from ..errors import InputError
 from ..model.loading import LoadedModel
+from .one_pass import encode
 
 PLAIN_PROMPT = "User: {prompt}\nAssistant:"
 """The prompt format when the tokenizer has no chat template; the answer follows after a space."""

@@ -17,9 +17,18 @@ import torch
 
 from ..errors import InputError
 from ..model.loading import LoadedModel
-# The result's types live in result.py; importable from here too, as they always were.
-from .result import CONTEXT_TOKENS, Analysis, Candidate, Position, PositionArrays, SentenceVocab, contexts  # noqa: F401
 from ..model.tokens import TokenDecoder
+
+# The result's types live in result.py; importable from here too, as they always were.
+from .result import (  # noqa: F401
+    CONTEXT_TOKENS,
+    Analysis,
+    Candidate,
+    Position,
+    PositionArrays,
+    SentenceVocab,
+    contexts,
+)
 
 IGNORE_INDEX = -100
 """The label value transformers' loss skips."""

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .one_pass import IGNORE_INDEX, STATS_CHUNK, context_text, encode
 from ..errors import InputError
 from ..model.loading import LoadedModel
 from ..model.tokens import Token
+from .one_pass import IGNORE_INDEX, STATS_CHUNK, context_text, encode
 
 DOUBLE_SHIFT = "double_shift"
 OFF_BY_ONE = "off_by_one"

@@ -20,11 +20,11 @@ from typing import Callable
 
 import torch
 
-from .one_pass import IGNORE_INDEX, Analysis, analyze, encode, make_labels
 from ..errors import InputError
 from ..model.loading import LoadedModel
-from .shifts import target_log_probs
 from ..model.tokens import Token
+from .one_pass import IGNORE_INDEX, Analysis, analyze, encode, make_labels
+from .shifts import target_log_probs
 
 MAX_STEPS = 50
 """Most optimizer steps one run may take."""

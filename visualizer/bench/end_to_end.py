@@ -9,7 +9,6 @@ from .measure import TARGETS, Plan, paired, spread, text_of_tokens
 from .server import PageClient, Reply, Server, api_client
 
 
-
 def bench_e2e(lm, server: Server, plan: Plan) -> dict:
     """A request through the app (API via gradio_client, and the page's own event) over the bare forward pass."""
     api, page = api_client(server.url), PageClient(server.url)

@@ -7,7 +7,6 @@ import time
 from .measure import TARGETS, Plan, paired, ratios, spread, sync, text_of_tokens
 
 
-
 def forward_fn(lm, text: str):
     """The floor: the bare `model(input_ids)` for `text`, under no_grad."""
     import torch

@@ -5,9 +5,18 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .measure import MB, MEMORY_CLIENTS, TARGETS, Plan, paired, percentile, ratios, spread, texts_of_tokens
+from .measure import (
+    MB,
+    MEMORY_CLIENTS,
+    TARGETS,
+    Plan,
+    paired,
+    percentile,
+    ratios,
+    spread,
+    texts_of_tokens,
+)
 from .server import PageClient, Reply, Server
-
 
 
 def run_clients(url: str, texts: list[str], clients: int, requests: int, seconds: float) -> dict:

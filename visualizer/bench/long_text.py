@@ -11,7 +11,6 @@ from .server import vm_hwm
 from .startup import run_probe
 
 
-
 def long_probe(model: str, tokens: str) -> dict:
     """In a fresh process: analyse a long text; its time and peak memory beside the bare forward pass."""
     import torch

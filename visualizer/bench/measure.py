@@ -53,8 +53,6 @@ TARGETS = {
 }
 
 
-
-
 def spread(values: list[float]) -> dict:
     """Median, quartiles, min, max and count: {'median': .., 'q1': .., 'q3': .., 'min': .., 'max': .., 'n': ..}."""
     vals = sorted(values)
@@ -103,8 +101,6 @@ def paired(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
 def ratios(top: list[float], bottom: list[float]) -> list[float]:
     """Repeat-by-repeat ratios of two paired lists."""
     return [a / b for a, b in zip(top, bottom)]
-
-
 
 
 @functools.lru_cache(maxsize=1)

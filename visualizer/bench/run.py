@@ -29,10 +29,18 @@ from .end_to_end import bench_e2e
 from .in_process import bench_analysis
 from .load import bench_load, bench_memory
 from .long_text import bench_long
-from .measure import FIRST_TEXT, FULL, MB, QUICK, SECTIONS, TARGETS, Plan, texts_of_tokens
+from .measure import (
+    FIRST_TEXT,
+    FULL,
+    MB,
+    QUICK,
+    SECTIONS,
+    TARGETS,
+    Plan,
+    texts_of_tokens,
+)
 from .server import PageClient, Server
 from .startup import bench_startup
-
 
 
 def machine() -> dict:

@@ -17,7 +17,6 @@ from pathlib import Path
 from .measure import ROOT
 
 
-
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -112,8 +111,6 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
 
 
 @dataclass

@@ -14,7 +14,6 @@ from .measure import FIRST_TEXT, ROOT, TARGETS, Plan, spread, timed
 from .server import PageClient, Server, free_port
 
 
-
 def bench_startup(model: str, cache: Path, workdir: Path, plan: Plan) -> tuple[dict, Server]:
     """Process start to the first served analysis: cold (an empty weight cache) and warm (`cache`, filled;
     the median of `plan.warm_starts` starts), and where the time goes (a probe process, run between the

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ..analysis.generation import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS, Decoding, Generation
+from ..analysis.generation import (
+    DEFAULT_NEW_TOKENS,
+    MAX_NEW_TOKENS,
+    Decoding,
+    Generation,
+)
 from ..errors import InputError
 from ..settings import Settings
 from .arguments import add_model_argument

@@ -14,12 +14,28 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..views import figures, label_figures, tables
-from ..analysis.alignment import Alignment, align_positions, align_tokens, analysis_ends, map_picks, token_ends
+from ..analysis.alignment import (
+    Alignment,
+    align_positions,
+    align_tokens,
+    analysis_ends,
+    map_picks,
+    token_ends,
+)
 from ..analysis.one_pass import Analysis, encode
 from ..errors import InputError
-from .labels import MaskChoice, _headed, _num, _style, analyze_with_mask, resolve_model, short_name
 from ..settings import Settings
+from ..views import label_figures, plotting, predictions, tables, walkthrough
+from ..views.loss import loss_bars
+from .labels import (
+    MaskChoice,
+    _headed,
+    _num,
+    _style,
+    analyze_with_mask,
+    resolve_model,
+    short_name,
+)
 
 COMPARE_VIEWS = ("token strip", "top-K", "predicted vs true", "position detail", "loss per position", "labels table")
 HALF_WIDTH = 620
@@ -139,7 +155,7 @@ def compare_views(compared: Compared, view: str, classroom: bool = False, row: i
     return ComparedViews(left, right, loss_difference(compared, style), rows, row)
 
 
-def _pair(compared: Compared, view: str, style: figures.FigureStyle, row: int, color_by: str) -> tuple:
+def _pair(compared: Compared, view: str, style: plotting.FigureStyle, row: int, color_by: str) -> tuple:
     """The view's two halves (figures lined up, or two tables)."""
     a, b = compared.a, compared.b
     if view == "labels table":
@@ -149,25 +165,25 @@ def _pair(compared: Compared, view: str, style: figures.FigureStyle, row: int, c
         return tuple(_lined_up([_detail(x, compared.positions.rows[row][side], side, style)
                                 for side, x in enumerate((a, b))], view, compared))
     if view == "token strip":
-        pair = [figures.token_strip(x, color_by=color_by, style=style, per_line=HALF_STRIP_TOKENS) for x in (a, b)]
+        pair = [predictions.token_strip(x, color_by=color_by, style=style, per_line=HALF_STRIP_TOKENS) for x in (a, b)]
     elif view == "loss per position":
-        pair = [figures.loss_bars(x, style) for x in (a, b)]
+        pair = [loss_bars(x, style) for x in (a, b)]
     else:
         pair = _heatmaps(compared, view, style)
     pair = [_headed(fig, _label(side, x), x, view == "loss per position") for side, (fig, x) in enumerate(zip(pair, (a, b)))]
     return tuple(_lined_up(pair, view, compared))
 
 
-def _heatmaps(compared: Compared, view: str, style: figures.FigureStyle) -> list[go.Figure]:
+def _heatmaps(compared: Compared, view: str, style: plotting.FigureStyle) -> list[go.Figure]:
     """The top-K or walkthrough heatmaps of both models, each position at its aligned row (at most MAX_ROWS rows)."""
     out = []
     for side, x in enumerate((compared.a, compared.b)):
-        slots = compared.positions.slots(side).first(figures.MAX_ROWS)
+        slots = compared.positions.slots(side).first(plotting.MAX_ROWS)
         shown = max(1, len(slots.rows))
         if view == "top-K":
-            out.append(figures.top_k_heatmap(_fewer(x, HALF_TOP_K), style, shown, slots, width=HALF_WIDTH))
+            out.append(predictions.top_k_heatmap(_fewer(x, HALF_TOP_K), style, shown, slots, width=HALF_WIDTH))
         else:
-            out.append(figures.sentence_vocab_heatmap(x, style, shown, slots))
+            out.append(walkthrough.sentence_vocab_heatmap(x, style, shown, slots))
     return out
 
 
@@ -195,13 +211,13 @@ def _lined_up(pair: list[go.Figure], view: str, compared: Compared) -> list[go.F
         bottom, axes = max(f.layout.margin.b for f in pair), {}
     height = max(f.layout.height - f.layout.margin.t - f.layout.margin.b for f in pair) + top + bottom
     for fig in pair:
-        figures.set_layout(fig, dict(height=height, margin=dict(t=top, b=bottom), **axes))
+        plotting.set_layout(fig, dict(height=height, margin=dict(t=top, b=bottom), **axes))
     if view == "loss per position":
         _bar_slots(pair, compared)
     if view == "token strip":
         lines = max(len(fig.data[0].z) for fig in pair)
         for fig in pair:
-            figures.set_layout(fig, dict(yaxis=dict(autorange=False, range=[lines - 0.5, -0.5])))
+            plotting.set_layout(fig, dict(yaxis=dict(autorange=False, range=[lines - 0.5, -0.5])))
     return pair
 
 
@@ -209,7 +225,7 @@ def _bottom_room(pair: list[go.Figure]) -> int:
     """Px below the plot for the longer of the two figures' column names, written at −45°."""
     names = [html.unescape(str(x)) for fig in pair for trace in fig.data for x in (trace.x if trace.x is not None else ())]
     size = pair[0].layout.xaxis.tickfont.size or 12
-    return int(max(map(len, names), default=4) * size * figures.CHAR_EM * 0.72) + 2 * size + 10
+    return int(max(map(len, names), default=4) * size * plotting.CHAR_EM * 0.72) + 2 * size + 10
 
 
 def _bar_slots(pair: list[go.Figure], compared: Compared) -> None:
@@ -218,28 +234,28 @@ def _bar_slots(pair: list[go.Figure], compared: Compared) -> None:
         labels = list(fig.layout.xaxis.categoryarray)
         spread = compared.positions.slots(side).spread(labels, None)
         order = [label if label is not None else "\u200b" * (i + 1) for i, label in enumerate(spread)]  # unique blanks
-        figures.set_layout(fig, dict(xaxis=dict(categoryarray=order)))
+        plotting.set_layout(fig, dict(xaxis=dict(categoryarray=order)))
     top = max((max((y for t in fig.data for y in (t.y if t.y is not None else ())), default=0) for fig in pair),
               default=0)
     for fig in pair:
-        figures.set_layout(fig, dict(yaxis=dict(range=[0, 1.1 * float(top) or 1], autorange=False)))
+        plotting.set_layout(fig, dict(yaxis=dict(range=[0, 1.1 * float(top) or 1], autorange=False)))
 
 
-def _detail(analysis: Analysis, j: int | None, side: int, style: figures.FigureStyle) -> go.Figure:
+def _detail(analysis: Analysis, j: int | None, side: int, style: plotting.FigureStyle) -> go.Figure:
     """One position in detail (row j predicts token j + 1), or an empty frame where this model has none."""
     if j is None:
         fig = go.Figure()
-        figures._layout(fig, style, f"{figures.escape_text(_label(side, analysis))} · no position ends here", 0,
+        plotting._layout(fig, style, f"{plotting.escape_text(_label(side, analysis))} · no position ends here", 0,
                         subtitle="this model's tokens end elsewhere in the text: see the rows around it")
-        figures.set_layout(fig, dict(xaxis=dict(visible=False), yaxis=dict(visible=False)))
+        plotting.set_layout(fig, dict(xaxis=dict(visible=False), yaxis=dict(visible=False)))
         return fig
-    fig = figures.position_detail(analysis, j + 1, style)
+    fig = walkthrough.position_detail(analysis, j + 1, style)
     loss = float(analysis.arrays.would_be_losses()[j])
     crude = sum(analysis.vocab.abs_diff(j))
-    target = figures.escape_text(analysis.tokens[j + 1].display)
+    target = plotting.escape_text(analysis.tokens[j + 1].display)
     room = int(1.5 * style.font_size)  # the subtitle's line, which position_detail has no room for
-    figures.set_layout(fig, dict(height=fig.layout.height + room, margin=dict(t=fig.layout.margin.t + room), title=dict(
-        text=f"{figures.escape_text(_label(side, analysis))} · k={j + 1} → {target}",
+    plotting.set_layout(fig, dict(height=fig.layout.height + room, margin=dict(t=fig.layout.margin.t + room), title=dict(
+        text=f"{plotting.escape_text(_label(side, analysis))} · k={j + 1} → {target}",
         subtitle=dict(text=f"−ln p = {loss:.3f} nats · sum of |predicted − true| = {crude:.3f}"
                            + ("" if analysis.arrays.counted[j] else " · masked")))))
     return fig
@@ -262,7 +278,7 @@ def labels_table(analysis: Analysis, rows: list[int | None]) -> pd.DataFrame:
     return pd.DataFrame([blank if i is None else table.iloc[i].to_dict() for i in rows], columns=TABLE_COLUMNS)
 
 
-def loss_difference(compared: Compared, style: figures.FigureStyle = figures.NORMAL) -> go.Figure:
+def loss_difference(compared: Compared, style: plotting.FigureStyle = plotting.NORMAL) -> go.Figure:
     """Bars of loss_b − loss_a per aligned row: below zero, model b predicts that stretch of text better.
     A row with one model only, or masked in either, has no bar."""
     a, b = compared.a, compared.b
@@ -276,7 +292,7 @@ def loss_difference(compared: Compared, style: figures.FigureStyle = figures.NOR
     fig = go.Figure(go.Bar(x=x, y=diff, marker=dict(color=colors), name="difference"))
     title = f"Loss difference per position, B − A (mean {_num(b.loss)} − {_num(a.loss)} nats)"
     subtitle = "" if compared.same_tokens else "rows paired by where their target tokens end in the text"
-    figures._layout(fig, style, title, 0, subtitle=subtitle)
+    plotting._layout(fig, style, title, 0, subtitle=subtitle)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=x, tickangle=-45)
     fig.update_yaxes(title=dict(text="Δ −ln p, nats (below 0: b is better)"), zeroline=True)
     return fig
@@ -285,7 +301,7 @@ def loss_difference(compared: Compared, style: figures.FigureStyle = figures.NOR
 def _diff_label(compared: Compared, ja: int | None, jb: int | None) -> str:
     """'k=3 ␣food' when both models have the same position; 'A k=3 · B k=4 ␣food' otherwise."""
     x, j = (compared.a, ja) if ja is not None else (compared.b, jb)
-    token = figures.escape_text(x.tokens[j + 1].display)
+    token = plotting.escape_text(x.tokens[j + 1].display)
     if ja == jb:
         return f"k={ja + 1} {token}"
     return f"A k={'—' if ja is None else ja + 1} · B k={'—' if jb is None else jb + 1} {token}"

@@ -14,16 +14,16 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..views import figures, label_figures, tables
-from ..analysis.one_pass import IGNORE_INDEX, Analysis, analyze, encode
 from ..analysis.batches import BatchResult, analyze_batch
-from ..errors import InputError
-from ..model.loading import LoadedModel, is_loaded
 from ..analysis.masking import chat_example, mask_until
-from .page import Views, batcher, build_views, check_text, get_model, taking_turns
-from ..settings import Settings
+from ..analysis.one_pass import IGNORE_INDEX, Analysis, analyze, encode
 from ..analysis.shifts import ShiftComparison, double_shift, off_by_one
 from ..analysis.training import TRAINED, TrainingRun, TrainingSlots, train_for_session
+from ..errors import InputError
+from ..model.loading import LoadedModel, is_loaded
+from ..settings import Settings
+from ..views import label_figures, plotting, tables, walkthrough
+from .page import Views, batcher, build_views, check_text, get_model, taking_turns
 
 MASK_MODES = ("none", "first N tokens", "up to a marker", "picked tokens")
 TRAINED_CHOICE = "your trained copy"
@@ -268,8 +268,8 @@ def training_figures(run: TrainingRun, before: Analysis, after: Analysis, classr
     """(loss curve, positions x steps heatmap, the walkthrough's table before, and after) in one style."""
     style = _style(classroom)
     return (label_figures.training_curve(run, style), label_figures.training_heatmap(run, style),
-            _headed(figures.sentence_vocab_heatmap(before, style), "Before training", before),
-            _headed(figures.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after))
+            _headed(walkthrough.sentence_vocab_heatmap(before, style), "Before training", before),
+            _headed(walkthrough.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after))
 
 
 def _with_deadline(progress, time_limit_s: float):
@@ -316,7 +316,7 @@ def _headed(fig: go.Figure, label: str, analysis: Analysis, loss_bars: bool = Fa
     """One of two figures to compare (A and B, before and after), titled with which one it is and its loss
     ('A: SmolLM2-135M-Instruct · loss = 6.366 nats') instead of the view's own title (the page names the
     view). Loss bars' subtitle, which repeats the loss, is cut to the rest; any other (rows left out) stays."""
-    title = f"{figures.escape_text(label)} · loss = {_num(analysis.loss)} nats"
+    title = f"{plotting.escape_text(label)} · loss = {_num(analysis.loss)} nats"
     subtitle = fig.layout.title.subtitle.text or ""
     if loss_bars and analysis.counted:
         subtitle = f"the mean of the {analysis.counted} counted bars · perplexity = {_num(analysis.perplexity, 2)}"
@@ -329,9 +329,9 @@ def short_name(name: str, chars: int = HEADER_NAME_CHARS) -> str:
     return name if len(name) <= chars else "…" + name[-(chars - 1):]
 
 
-def _style(classroom: bool) -> figures.FigureStyle:
+def _style(classroom: bool) -> plotting.FigureStyle:
     """The figure style for classroom mode or not."""
-    return figures.CLASSROOM if classroom else figures.NORMAL
+    return plotting.CLASSROOM if classroom else plotting.NORMAL
 
 
 def _num(value: float | None, digits: int = 3) -> str:

@@ -24,14 +24,15 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..views import figures, tables
 from ..analysis.one_pass import Analysis, analyze, encode
-from .batching import ForwardBatcher, TokenBudget
 from ..errors import InputError, ModelLoadError
 from ..model.loading import LoadedModel, is_loaded, load_model
-from .memory import release_freed_memory
-from ..views.report import loss_line
 from ..settings import Settings
+from ..views import plotting, predictions, tables, walkthrough
+from ..views.loss import loss_bars
+from ..views.report import loss_line
+from .batching import ForwardBatcher, TokenBudget
+from .memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +174,12 @@ def _whole(value, name: str) -> int:
 
 def build_views(analysis: Analysis, color_by: str = "probability", classroom: bool = False, detail_k: int | None = None) -> Views:
     """Draw every view from one analysis (no model call)."""
-    style = figures.CLASSROOM if classroom else figures.NORMAL
+    style = plotting.CLASSROOM if classroom else plotting.NORMAL
     return Views(
-        token_strip=figures.token_strip(analysis, color_by=color_by, style=style),
-        top_k=figures.top_k_heatmap(analysis, style=style),
-        sentence_vocab=figures.sentence_vocab_heatmap(analysis, style=style),
-        loss=figures.loss_bars(analysis, style=style),
+        token_strip=predictions.token_strip(analysis, color_by=color_by, style=style),
+        top_k=predictions.top_k_heatmap(analysis, style=style),
+        sentence_vocab=walkthrough.sentence_vocab_heatmap(analysis, style=style),
+        loss=loss_bars(analysis, style=style),
         detail=detail_figure(analysis, detail_k, classroom),
         labels=tables.labels_table(analysis),
         positions=tables.for_display(tables.position_table(analysis)),
@@ -190,7 +191,7 @@ def detail_figure(analysis: Analysis, k: int | None, classroom: bool = False) ->
     """The position-detail view; the last position when `k` is missing or out of range."""
     last = len(analysis.positions)
     k = last if not isinstance(k, (int, float)) or not 1 <= int(k) <= last else int(k)
-    return figures.position_detail(analysis, k, style=figures.CLASSROOM if classroom else figures.NORMAL)
+    return walkthrough.position_detail(analysis, k, style=plotting.CLASSROOM if classroom else plotting.NORMAL)
 
 
 def summary_text(analysis: Analysis) -> str:

@@ -19,14 +19,21 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..views import figures, generation_figures, lens_figures
+from ..analysis.generation import (
+    DEFAULT_NEW_TOKENS,
+    STOP_EOS,
+    STOP_MAX,
+    Decoding,
+    Generation,
+    teacher_forcing,
+)
+from ..analysis.lens import LogitLens, logit_lens
 from ..analysis.one_pass import Analysis, validate_top_k
 from ..errors import InputError
-from ..analysis.generation import DEFAULT_NEW_TOKENS, STOP_EOS, STOP_MAX, Decoding, Generation, teacher_forcing
-from ..analysis.lens import LogitLens, logit_lens
 from ..model.loading import is_loaded, load_model
-from .page import get_model
 from ..settings import Settings
+from ..views import generation_figures, lens_figures, plotting
+from .page import get_model
 
 LENS_MAX_TOKENS = 256
 """The lens reads at most this many tokens: it costs one head projection per layer and position."""
@@ -184,7 +191,7 @@ def generation_views(run: GenerationRun, classroom: bool = False, step: int | No
 
     `step`: 1-based step for the before/after bars; None or out of range = the latest.
     """
-    gen, style = run.generation, figures.CLASSROOM if classroom else figures.NORMAL
+    gen, style = run.generation, plotting.CLASSROOM if classroom else plotting.NORMAL
     forced = run.teacher_forced()
     return GenerationViews(
         summary=generation_summary(run),
@@ -199,7 +206,7 @@ def generation_views(run: GenerationRun, classroom: bool = False, step: int | No
 
 def step_figure(run: GenerationRun, step: int | None, classroom: bool = False) -> go.Figure:
     """The before/after bars of one 1-based step (the latest when `step` is missing or out of range)."""
-    style = figures.CLASSROOM if classroom else figures.NORMAL
+    style = plotting.CLASSROOM if classroom else plotting.NORMAL
     return generation_figures.step_distribution(run.generation, _step_index(run, step), style)
 
 
@@ -249,7 +256,7 @@ def lens_for(text, settings: Settings, model: str | None = None, bos: bool = Fal
 
 def lens_figure(lens: LogitLens, value: str = "p_target", classroom: bool = False) -> go.Figure:
     """The layers x positions heatmap of a lens, coloured by `value`."""
-    style = figures.CLASSROOM if classroom else figures.NORMAL
+    style = plotting.CLASSROOM if classroom else plotting.NORMAL
     vocab = len(load_model(lens.model).tokenizer) if is_loaded(lens.model) else None
     return lens_figures.lens_heatmap(lens, value, style, vocab_size=vocab)
 

@@ -3,7 +3,7 @@ before/after bars, and teacher forcing beside the step-by-step probabilities.
 
 Each function takes a `Generation` (and, for teacher forcing, the `Analysis` that
 `generation.teacher_forcing` returns) and returns a `go.Figure` or a `pandas.DataFrame`;
-nothing is displayed. Token text is escaped with `figures.escape_text` and reaches a figure
+nothing is displayed. Token text is escaped with `plotting.escape_text` and reaches a figure
 only through text, customdata or tick labels, never through a hovertemplate.
 """
 
@@ -14,12 +14,20 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import figures
+from ..analysis.generation import STOP_EOS, STOP_MAX, Candidate, Generation, Step
 from ..analysis.one_pass import Analysis, context_text
 from ..errors import InputError
-from .figures import GREY, HOVER_CUSTOMDATA, NORMAL, FigureStyle, escape_text, percent, shorten
-from ..analysis.generation import STOP_EOS, STOP_MAX, Candidate, Generation, Step
-from ..model.tokens import VISIBLE_WHITESPACE
+from ..model.tokens import VISIBLE_WHITESPACE, unique_names
+from . import plotting
+from .plotting import (
+    GREY,
+    HOVER_CUSTOMDATA,
+    NORMAL,
+    FigureStyle,
+    escape_text,
+    percent,
+    shorten,
+)
 
 MAX_STEP_ROWS = 64
 """The steps heatmap shows at most this many steps: the latest ones."""
@@ -111,7 +119,7 @@ def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows:
                  textfont=dict(size=style.label_size), xgap=1, ygap=1, hoverongaps=False)
     fig = go.Figure(go.Heatmap(z=kept_z, text=_only_where(text, kept_z), name="kept", colorscale=style.colorscale,
                                zmin=0, zmax=1, **cells,
-                               colorbar=figures._colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5,
+                               colorbar=plotting._colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5,
                                                           thickness=14, title=dict(text="model p", side="top"))))
     fig.add_trace(go.Heatmap(z=drop_z, text=_only_where(text, drop_z), name=DROPPED, colorscale=[[0, GREY], [1, GREY]],
                              showscale=False, **cells))
@@ -119,9 +127,9 @@ def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows:
     beyond = _mark_chosen(fig, rows, cols, style)
     note = f"Last {len(rows)} of {len(generation.steps)} steps shown." if first else ""
     title = f"Each step's top-{cols} candidates by the model's p (outlined: chosen; grey, crossed out: {DROPPED})"
-    figures._layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note,
+    plotting._layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note,
                     margin_r=30 + int(beyond * style.label_size * 0.6), extra_top=2 * style.label_size)
-    figures._row_axis(fig, [step_context_label(generation, s.index) for s in rows])
+    plotting._row_axis(fig, [step_context_label(generation, s.index) for s in rows])
     fig.update_yaxes(range=[len(rows) - 0.5, -0.5], autorange=False)  # reversed, without the strike lines' padding
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=[f"rank {r}" for r in x], side="top",
                      range=[0.5, cols + 0.5])
@@ -183,7 +191,7 @@ def continuation_strip(
     below = dict(orientation="h", y=0, yanchor="top", ypad=2 * style.label_size, len=0.5, thickness=14)
     fig = go.Figure(go.Heatmap(z=z, text=_only_where(text, z), name="generated", colorscale=style.colorscale, zmin=0,
                                zmax=1, **common,
-                               colorbar=figures._colorbar(style, title=dict(text="p chosen with", side="top"),
+                               colorbar=plotting._colorbar(style, title=dict(text="p chosen with", side="top"),
                                                           **below)))
     fig.add_trace(go.Heatmap(z=grey, text=_only_where(text, grey), name="prompt", colorscale=[[0, GREY], [1, GREY]],
                              showscale=False, **common))
@@ -191,7 +199,7 @@ def continuation_strip(
     note = f"The prompt's first {cut} tokens are left out." if cut else ""
     title = _strip_title(generation)
     body = lines * style.row_height * 1.6 + 5 * style.label_size + 60
-    figures._layout(fig, style, title, body, subtitle=note, at_least_style_height=False)
+    plotting._layout(fig, style, title, body, subtitle=note, at_least_style_height=False)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     return fig
@@ -229,7 +237,7 @@ def step_distribution(generation: Generation, index: int | None = None, style: F
         raise InputError(f"The step must be from 1 to {len(generation.steps)}, not {index!r}.")
     step = generation.steps[index]
     cands = _step_candidates(step)
-    names = figures.unique_names([escape_text(c.token.display) for c in cands])
+    names = unique_names([escape_text(c.token.display) for c in cands])
     chosen = [c.token.id == step.token.id for c in cands]
     edge = [style.text_color if hit else "rgba(0,0,0,0)" for hit in chosen]
     width = [max(3, 2 * style.bar_line_width) if hit else 0 for hit in chosen]
@@ -252,7 +260,7 @@ def step_distribution(generation: Generation, index: int | None = None, style: F
     vocab = len(generation.lm.tokenizer)
     title = (f"Step {index + 1}: chose {escape_text(step.token.display)} with p = {percent(step.p)} "
              f"(model p {percent(step.p_model)}) · {step.n_kept:,} of {vocab:,} tokens left to choose from")
-    figures._layout(fig, style, title, 0, subtitle=escape_text(decoding_text(generation)),
+    plotting._layout(fig, style, title, 0, subtitle=escape_text(decoding_text(generation)),
                     extra_top=2 * style.font_size)
     fig.update_layout(barmode="group", showlegend=True, uniformtext=dict(minsize=8, mode="hide"))
     fig.update_xaxes(type="category", tickangle=-45)
@@ -292,7 +300,7 @@ def forced_lines(generation: Generation, forced: Analysis, style: FigureStyle = 
     loss = forced.loss
     title = ("Teacher forcing: one forward pass gives each new token the p the model gave it step by step"
              + (f" · loss of the continuation = {loss:.3f} nats" if loss is not None else ""))
-    figures._layout(fig, style, title, 0, extra_top=2 * style.font_size)
+    plotting._layout(fig, style, title, 0, extra_top=2 * style.font_size)
     fig.update_layout(showlegend=True, hovermode="x unified")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, tickangle=-45)
     fig.update_yaxes(range=[0, 1.05], showgrid=True, gridcolor="#e0e0e0", tickformat=".0%")

@@ -9,12 +9,21 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..analysis.batches import BatchResult
-from .figures import (
-    HOVER_CUSTOMDATA, NORMAL, FigureStyle, _cell_chars, _colorbar, _layout, _row_axis, cut, escape_text, percent,
-    shorten,
-)
 from ..analysis.shifts import ShiftComparison
 from ..analysis.training import TrainingRun
+from .plotting import (
+    HOVER_CUSTOMDATA,
+    NORMAL,
+    FigureStyle,
+    _colorbar,
+    _layout,
+    _row_axis,
+    cut,
+    escape_text,
+    percent,
+    shorten,
+)
+from .predictions import _cell_chars
 
 COUNTED, MASKED_PAD, COUNTED_PAD, NOT_PREDICTED = 0, 1, 2, 3
 CELL_COLORS = ["#0072B2", "#d9d9d9", "#D55E00", "#ffffff"]

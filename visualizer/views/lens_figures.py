@@ -11,10 +11,17 @@ import math
 
 import plotly.graph_objects as go
 
-from . import figures
-from ..errors import InputError
-from .figures import HOVER_CUSTOMDATA, NORMAL, FigureStyle, escape_text, percent, shorten
 from ..analysis.lens import LogitLens
+from ..errors import InputError
+from . import plotting
+from .plotting import (
+    HOVER_CUSTOMDATA,
+    NORMAL,
+    FigureStyle,
+    escape_text,
+    percent,
+    shorten,
+)
 
 LENS_VALUES = {
     "p_target": "p(true next token)",
@@ -97,7 +104,7 @@ def lens_heatmap(lens: LogitLens, value: str = "p_target", style: FigureStyle = 
     title = f"The logit lens{cap}: {LENS_VALUES[value]} at each layer (rows) and position (columns)"
     cell = "cell text: the layer's top token" if n <= max_text_columns else "hover a cell for the layer's top token"
     subtitle = f"{escape_text(lens.model)} · {cell} · the top row is the model's own output"
-    figures._layout(fig, style, title, lens.layers * style.row_height + 6 * style.label_size + 60, subtitle=subtitle,
+    plotting._layout(fig, style, title, lens.layers * style.row_height + 6 * style.label_size + 60, subtitle=subtitle,
                     extra_top=8 * style.label_size)  # the slanted position labels above the rows; the colour bar below
     fig.update_yaxes(tickmode="array", tickvals=list(range(lens.layers)),
                      ticktext=[LogitLens.layer_name(i) for i in range(lens.layers)])
