@@ -18,10 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 PROBE = r"""
 import json, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
+from visualizer.service import exports
 from visualizer.service import page as service
 from visualizer.analysis.one_pass import analyze, measure_one
 from visualizer.bench.measure import text_of_tokens
@@ -49,7 +49,7 @@ for n in map(int, sys.argv[2].split(",")):
         views = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as folder:  # removed again, outside the timing: a probe leaves nothing
             start = time.perf_counter()
-            service.export_files(result, folder)
+            exports.export_files(result, folder)
             export = time.perf_counter() - start
         rows.append((outside, views, export))
     out[n] = rows[1:]

@@ -11,11 +11,18 @@ import pytest
 import torch
 
 from visualizer.analysis import one_pass as analysis
+from visualizer.analysis.one_pass import (
+    IGNORE_INDEX,
+    Request,
+    analyze,
+    measure_batch,
+    measure_one,
+    model_loss,
+)
+from visualizer.errors import InputError
 from visualizer.service import batching
 from visualizer.service import page as service
-from visualizer.analysis.one_pass import IGNORE_INDEX, Request, analyze, measure_batch, measure_one, model_loss
 from visualizer.service.batching import ForwardBatcher, NewestRequests, TokenBudget
-from visualizer.errors import InputError
 from visualizer.service.memory import release_freed_memory
 from visualizer.settings import Settings
 
@@ -215,11 +222,11 @@ def test_a_page_numbering_its_requests_decides_which_is_newest():
 def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     import gradio as gr
 
-    import app
     from visualizer.service import labels as service_labels
+    from visualizer.ui import analysis_tabs, shared
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    analyze_page = app.make_handlers(settings).analyze_page
+    analyze_page = analysis_tabs.make_analysis_handlers(settings).analyze_page
     request = type("Request", (), {"session_hash": "page-1"})()
     args = (None, "the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", [])
     shown = analyze_page(*args, request=request, progress=lambda *a, **k: None)
@@ -227,7 +234,7 @@ def test_an_overtaken_page_analysis_shows_nothing(tiny_gpt2_dir, monkeypatch):
     real = service_labels.page_analysis
 
     def overtaken(*a, **k):
-        app.NEWEST.begin("page-1")  # the same page sends a newer request while this one runs
+        shared.NEWEST.begin("page-1")  # the same page sends a newer request while this one runs
         return real(*a, **k)
 
     monkeypatch.setattr(service_labels, "page_analysis", overtaken)
@@ -240,11 +247,11 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
     request still running (the skipped request is numbered too)."""
     import gradio as gr
 
-    import app
     from visualizer.service import labels as service_labels
+    from visualizer.ui import analysis_tabs, shared
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    handlers = app.make_handlers(settings)
+    handlers = analysis_tabs.make_analysis_handlers(settings)
     request = type("Request", (), {"session_hash": "page-2"})()
     quiet = dict(request=request, progress=lambda *a, **k: None)
     args = ["the dog likes food", tiny_gpt2_dir, 5, False, "probability", False, "none", 0, "", []]
@@ -253,10 +260,10 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
     real = service_labels.page_analysis
     monkeypatch.setattr(service_labels, "page_analysis", lambda *a, **k: runs.append(a[3]) or real(*a, **k))
 
-    older = app.NEWEST.begin("page-2")  # an analysis of this page, still running
+    older = shared.NEWEST.begin("page-2")  # an analysis of this page, still running
     skipped = handlers.analyze_masking(held, *args[:7], 3, "", [], **quiet)  # N = 3, mode 'none'
     assert runs == [] and all(isinstance(o, type(gr.skip())) for o in skipped)
-    assert not app.NEWEST.is_newest("page-2", older)
+    assert not shared.NEWEST.is_newest("page-2", older)
     assert all(isinstance(o, type(gr.skip())) for o in handlers.analyze_masking(held, *args[:6], "first N tokens", 0,
                                                                                   "", [], **quiet))
     shown = handlers.analyze_masking(held, *args[:6], "first N tokens", 2, "", [], **quiet)
@@ -264,10 +271,10 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
 
 
 def test_a_new_text_does_not_inherit_picks_that_named_other_tokens(tiny_gpt2_dir):
-    import app
+    from visualizer.ui import analysis_tabs
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    handlers = app.make_handlers(settings)
+    handlers = analysis_tabs.make_analysis_handlers(settings)
     quiet = dict(request=type("Request", (), {"session_hash": "page-3"})(), progress=lambda *a, **k: None)
     options = [tiny_gpt2_dir, 5, False, "probability", False, "picked tokens", 0, ""]
     held = handlers.analyze_page(None, "the dog likes food", *options, [1, 3], **quiet)[0]
@@ -290,10 +297,10 @@ def _wait_until(condition, seconds: float = 10) -> None:
 
 
 def test_the_app_runs_main_analyses_batch_size_at_once_and_other_views_apart(tiny_gpt2_dir):
-    import app
+    from visualizer.ui.page import build_demo
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), batch_size=7)
-    demo = app.build_demo(settings)
+    demo = build_demo(settings)
     groups: dict[str, set] = {}
     for fn in demo.fns.values():
         if fn.concurrency_id in ("analysis", "views"):

@@ -87,7 +87,7 @@ def test_train_then_compare_with_the_trained_copy(page, server, tmp_path):
 
 
 def test_closing_the_page_frees_its_trained_copy(browser, server):
-    from visualizer.analysis.training import TRAINED
+    from visualizer.analysis.trained_copies import TRAINED
 
     page = browser.new_page()
     train_in_page(page, server, 1)

@@ -7,9 +7,6 @@ import sys
 import pytest
 
 
-
-
-
 def test_json_one_object_per_text(tiny_gpt2_dir, run_cli):
     status, out, _ = run_cli(["analyze", "the dog likes food", "a quick fox", "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "3"])
     assert status == 0
@@ -93,13 +90,13 @@ def test_json_without_the_walkthrough_table(tiny_gpt2_dir, run_cli):
 def test_json_is_the_same_contract_as_the_pages_download(tiny_gpt2_dir, run_cli, tmp_path):
     """One contract, one encoding: the CLI's line is the app's analysis.json, byte for byte, and it
     holds what json.dumps writes for the result (non-ASCII kept as UTF-8)."""
-    from visualizer.service import page as service
     from visualizer.analysis.one_pass import analyze
     from visualizer.model.loading import load_model
+    from visualizer.service import exports
 
     text = "le chien aime 🐕 \"vraiment\""
     out = run_cli(["analyze", text, "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "4"])[1]
     result = analyze(text, load_model(tiny_gpt2_dir), top_k=4)
-    download = service.export_file(result, "analysis")
+    download = exports.export_file(result, "analysis")
     assert out.encode() == open(download, "rb").read() + b"\n"
     assert "🐕" in out and json.loads(out) == json.loads(json.dumps(result.to_dict()))

@@ -9,8 +9,9 @@ from test_alignment import byte_sets, own_ends
 from visualizer.analysis.one_pass import IGNORE_INDEX
 from visualizer.model.loading import load_model
 from visualizer.service.compare import COMPARE_VIEWS, compare_analyses, compare_views
-from visualizer.service.labels import HEADER_NAME_CHARS, MaskChoice
+from visualizer.service.labels import MaskChoice
 from visualizer.settings import Settings
+from visualizer.views.headings import HEADER_NAME_CHARS
 
 TEXT = "the dog likes food and the cat likes fish"
 MIXED = "café naïve 日本語 😀 emoji and the dog likes food"
@@ -116,13 +117,12 @@ def test_picked_tokens_are_carried_over_by_their_bytes(tiny_gpt2_dir, other_toke
 
 
 def test_app_handlers_switch_views_and_restyle_every_view(tiny_gpt2_dir, other_tokenizer_dir):
-    import served  # noqa: F401 - puts the project root on sys.path for `import app`
-
-    import app
+    from visualizer.ui.compare_tab import make_compare_handlers
+    from visualizer.ui.label_tabs import make_label_handlers
     from visualizer.views.plotting import CLASSROOM, NORMAL
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir, other_tokenizer_dir))
-    h = app.make_label_handlers(settings)
+    h, labels = make_compare_handlers(settings), make_label_handlers(settings)
     out = h.compare(MIXED, tiny_gpt2_dir, other_tokenizer_dir, "top-K", 5, False, False, "none", 0, "", [])
     compared = out[0]
     assert compared is not None and "character offsets" in out[1]
@@ -131,7 +131,7 @@ def test_app_handlers_switch_views_and_restyle_every_view(tiny_gpt2_dir, other_t
         assert table_a.visible == (view == "labels table") and plot_a.visible != table_a.visible
         assert menu.visible == (view == "position detail")
         for style, on in ((CLASSROOM, True), (NORMAL, False)):
-            figures = h.restyle(None, None, None, compared, on, view)[-3:]
+            figures = labels.restyle(None, None, None, compared, on, view)[-3:]
             shown = [f for f in figures if hasattr(f, "layout")]
             assert len(shown) == (1 if view == "labels table" else 3)
             assert {f.layout.font.size for f in shown} == {style.font_size}

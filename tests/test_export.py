@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from visualizer.service import page as service
-from visualizer.views import tables
 from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError
+from visualizer.service import exports
+from visualizer.views import tables
 
 
 def test_the_exported_files_hold_the_contract_and_the_tables(tiny_lm, tmp_path):
     result = analyze("the dog likes food 🐕 \"quoted\"\n", tiny_lm, top_k=3, masked=(2,))
-    positions, top_k, contract = service.export_files(result, str(tmp_path))
+    positions, top_k, contract = exports.export_files(result, str(tmp_path))
     assert json.loads((tmp_path / "analysis.json").read_text(encoding="utf-8")) == json.loads(json.dumps(result.to_dict()))
     assert contract == str(tmp_path / "analysis.json")
     pd.testing.assert_frame_equal(pd.read_csv(positions, keep_default_na=False),
@@ -54,24 +54,24 @@ def test_the_walkthrough_table_holds_each_rows_probabilities(tiny_lm):
 
 def test_each_download_is_written_when_asked_for_and_equals_the_full_export(tiny_lm, tmp_path):
     result = analyze("the dog likes food", tiny_lm, top_k=2)
-    every = dict(zip(service.EXPORTS, service.export_files(result, str(tmp_path))))
-    for kind, name in service.EXPORTS.items():
-        path = service.export_file(result, kind)
+    every = dict(zip(exports.EXPORTS, exports.export_files(result, str(tmp_path))))
+    for kind, name in exports.EXPORTS.items():
+        path = exports.export_file(result, kind)
         assert path.endswith(name) and open(path, "rb").read() == open(every[kind], "rb").read()
     with pytest.raises(InputError, match="Unknown download"):
-        service.export_file(result, "positions.csv; rm -rf /")
+        exports.export_file(result, "positions.csv; rm -rf /")
 
 
 def test_old_downloads_are_removed_so_the_disk_does_not_fill(tiny_lm):
     result = analyze("the dog likes food", tiny_lm, top_k=2)
-    old, recent = Path(service.export_file(result, "analysis")).parent, Path(service.export_file(result, "top_k")).parent
-    stale = time.time() - service.EXPORT_MAX_AGE_S - 1
+    old, recent = Path(exports.export_file(result, "analysis")).parent, Path(exports.export_file(result, "top_k")).parent
+    stale = time.time() - exports.EXPORT_MAX_AGE_S - 1
     os.utime(old, (stale, stale))
-    service.export_file(result, "positions")
+    exports.export_file(result, "positions")
     assert not old.exists() and recent.exists()
-    assert old.parent == recent.parent == service._export_root()
-    shutil.rmtree(service._export_root())  # as a /tmp cleaner might
-    assert Path(service.export_file(result, "top_k")).is_file()
+    assert old.parent == recent.parent == exports._export_root()
+    shutil.rmtree(exports._export_root())  # as a /tmp cleaner might
+    assert Path(exports.export_file(result, "top_k")).is_file()
 
 
 def test_a_page_analysis_writes_no_files(tiny_gpt2_dir, monkeypatch):
@@ -83,36 +83,36 @@ def test_a_page_analysis_writes_no_files(tiny_gpt2_dir, monkeypatch):
         raise AssertionError("the page's analysis wrote a file")
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    monkeypatch.setattr(service.tempfile, "mkdtemp", no_disk)
-    monkeypatch.setattr(service, "_write_export", no_disk)
+    monkeypatch.setattr(exports.tempfile, "mkdtemp", no_disk)
+    monkeypatch.setattr(exports, "_write_export", no_disk)
     analysis, views = service_labels.page_analysis("the dog likes food", settings, settings.model,
                                                    service_labels.MaskChoice())
     assert views.summary and len(analysis.positions) == len(analysis.tokens) - 1
 
 
 def test_the_pages_download_buttons_write_the_held_analysis(tiny_gpt2_dir, tiny_lm):
-    import served  # noqa: F401 - puts the project root on sys.path for `import app`
-    import app
     from visualizer.settings import Settings
+    from visualizer.ui import analysis_tabs
+    from visualizer.ui.page import build_demo
 
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,))
-    download = app.make_handlers(settings).download
+    download = analysis_tabs.make_analysis_handlers(settings).download
     with pytest.warns(UserWarning, match="Analyze a text first"):
         assert download("analysis")(None) is None  # nothing held yet: no file, no stale download
     result = analyze("the dog likes food", tiny_lm, top_k=2)
     assert json.loads(Path(download("analysis")(result)).read_text(encoding="utf-8")) == json.loads(json.dumps(result.to_dict()))
     assert Path(download("top_k")(result)).read_text(encoding="utf-8").startswith("k,rank,token")
-    frequency, age = app.build_demo(settings).delete_cache  # Gradio's copies of the downloads are removed too
+    frequency, age = build_demo(settings).delete_cache  # Gradio's copies of the downloads are removed too
     assert 0 < frequency <= 3600 and 0 < age <= 3600
 
 
 def test_every_trigger_of_the_pages_analysis_gets_as_many_outputs_as_a_failure_gives(tiny_gpt2_dir):
     """A failed analysis clears the page through the same outputs as a successful one."""
-    import served  # noqa: F401 - puts the project root on sys.path for `import app`
-    import app
     from visualizer.settings import Settings
+    from visualizer.ui import analysis_tabs
+    from visualizer.ui.page import build_demo
 
-    demo = app.build_demo(Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,)))
+    demo = build_demo(Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,)))
     triggers = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") in ("analyze_page", "analyze_masking")]
     assert len(triggers) >= 10  # Analyze, Enter, an example, page load, the chat example, the masking controls
-    assert {len(f.outputs) for f in triggers} == {len(app._failure("x"))}
+    assert {len(f.outputs) for f in triggers} == {len(analysis_tabs.failure_outputs("x"))}

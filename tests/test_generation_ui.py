@@ -12,8 +12,9 @@ from visualizer.analysis.generation import Decoding
 from visualizer.analysis.lens import LensUnsupported
 from visualizer.cli import main
 from visualizer.errors import InputError
+from visualizer.service import generation as service_generation
+from visualizer.service import lens as service_lens
 from visualizer.service import page as service
-from visualizer.service import steps as service_steps
 from visualizer.settings import Settings
 from visualizer.views import plotting
 
@@ -28,12 +29,12 @@ def tiny(tiny_lm):
 
 
 def test_page_decoding_reads_off_values_as_off():
-    dec = service_steps.page_decoding(20.0, "greedy", 0.7, 0, 1.0, 5.0)
+    dec = service_generation.page_decoding(20.0, "greedy", 0.7, 0, 1.0, 5.0)
     assert dec == Decoding(20, None, None, None, None)  # greedy reads no temperature or seed; 0 and 1 mean off
-    dec = service_steps.page_decoding(8, "sample", 0.7, 40.0, 0.9, None)
+    dec = service_generation.page_decoding(8, "sample", 0.7, 40.0, 0.9, None)
     assert dec == Decoding(8, 0.7, 40, 0.9, None)
     with pytest.raises(InputError, match="greedy"):
-        service_steps.page_decoding(8, "beam", 1.0, 0, 1.0, 0)
+        service_generation.page_decoding(8, "beam", 1.0, 0, 1.0, 0)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -42,7 +43,7 @@ def test_page_decoding_reads_off_values_as_off():
 ])
 def test_bad_settings_are_one_sentence(kwargs, message):
     with pytest.raises(InputError, match=message):
-        service_steps.decoding(**kwargs)
+        service_generation.decoding(**kwargs)
 
 
 # ---------------------------------------------------------------- a generation between clicks
@@ -51,15 +52,15 @@ def test_bad_settings_are_one_sentence(kwargs, message):
 def test_clicks_step_the_same_run_until_the_request_changes(tiny):
     settings, name = tiny
     dec = Decoding(max_new_tokens=5, temperature=0.9, seed=2)
-    run = service_steps.advance(None, "the dog", settings, name, dec)
-    again = service_steps.advance(run, "the dog", settings, name, dec)
+    run = service_generation.advance(None, "the dog", settings, name, dec)
+    again = service_generation.advance(run, "the dog", settings, name, dec)
     assert again is run and len(run.generation.steps) == 2
-    other = service_steps.advance(run, "the cat", settings, name, dec)
+    other = service_generation.advance(run, "the cat", settings, name, dec)
     assert other is not run and len(other.generation.steps) == 1
-    done = service_steps.advance(other, "the cat", settings, name, dec, to_end=True)
+    done = service_generation.advance(other, "the cat", settings, name, dec, to_end=True)
     assert done is other and done.generation.done
     with pytest.raises(InputError, match="already stopped"):
-        service_steps.advance(done, "the cat", settings, name, dec)
+        service_generation.advance(done, "the cat", settings, name, dec)
 
 
 def test_stepping_on_the_page_equals_one_api_call(tiny):
@@ -67,9 +68,9 @@ def test_stepping_on_the_page_equals_one_api_call(tiny):
     dec = Decoding(max_new_tokens=6, temperature=1.2, top_k=20, top_p=0.95, seed=7)
     run = None
     for _ in range(3):
-        run = service_steps.advance(run, "the dog likes", settings, name, dec)
-    run = service_steps.advance(run, "the dog likes", settings, name, dec, to_end=True)
-    api = service_steps.generate("the dog likes", settings, name, 6, 1.2, 20, 0.95, 7, candidates=10)
+        run = service_generation.advance(run, "the dog likes", settings, name, dec)
+    run = service_generation.advance(run, "the dog likes", settings, name, dec, to_end=True)
+    api = service_generation.generate("the dog likes", settings, name, 6, 1.2, 20, 0.95, 7, candidates=10)
     assert api == run.generation.to_dict()
 
 
@@ -77,15 +78,15 @@ def test_generate_returns_the_cli_json(tiny, capsys):
     settings, name = tiny
     assert main(["generate", "the dog", "--model", name, "--max-new-tokens", "4", "--format", "json"]) == 0
     cli = json.loads(capsys.readouterr().out)
-    assert service_steps.generate("the dog", settings, name, max_new_tokens=4) == cli
+    assert service_generation.generate("the dog", settings, name, max_new_tokens=4) == cli
 
 
 def test_teacher_forcing_runs_once_per_change(tiny, monkeypatch):
     settings, name = tiny
     calls = []
-    real = service_steps.teacher_forcing
-    monkeypatch.setattr(service_steps, "teacher_forcing", lambda gen: calls.append(1) or real(gen))
-    run = service_steps.start_generation("the dog", settings, name, Decoding(max_new_tokens=3))
+    real = service_generation.teacher_forcing
+    monkeypatch.setattr(service_generation, "teacher_forcing", lambda gen: calls.append(1) or real(gen))
+    run = service_generation.start_generation("the dog", settings, name, Decoding(max_new_tokens=3))
     assert run.teacher_forced() is None and calls == []
     run.generation.step()
     first = run.teacher_forced()
@@ -96,14 +97,14 @@ def test_teacher_forcing_runs_once_per_change(tiny, monkeypatch):
 
 def test_generation_views(tiny):
     settings, name = tiny
-    run = service_steps.advance(None, "the dog", settings, name, Decoding(max_new_tokens=4), to_end=True)
-    views = service_steps.generation_views(run, classroom=True, step=2)
+    run = service_generation.advance(None, "the dog", settings, name, Decoding(max_new_tokens=4), to_end=True)
+    views = service_generation.generation_views(run, classroom=True, step=2)
     n = len(run.generation.steps)
     assert views.step_choices == [(f"{s.index + 1}: {s.token.display}", s.index + 1) for s in run.generation.steps]
     assert "Step 2:" in views.step.layout.title.text and views.steps.layout.width == plotting.CLASSROOM.width
     assert len(views.table) == n and f"{n} of 4 new tokens" in views.summary
     assert "Teacher forcing" in views.summary and "greedy" in views.summary
-    assert f"Step {n}:" in service_steps.step_figure(run, 99).layout.title.text
+    assert f"Step {n}:" in service_generation.step_figure(run, 99).layout.title.text
 
 
 @pytest.mark.parametrize(("prompt", "message"), [("", "enter a prompt"), ("   ", "enter a prompt"),
@@ -111,15 +112,15 @@ def test_generation_views(tiny):
 def test_bad_prompts(tiny, prompt, message):
     settings, name = tiny
     with pytest.raises(InputError, match=message):
-        service_steps.advance(None, prompt, settings, name, Decoding())
+        service_generation.advance(None, prompt, settings, name, Decoding())
 
 
 def test_a_model_not_offered_is_refused(tiny):
     settings, _ = tiny
     with pytest.raises(InputError, match="not offered"):
-        service_steps.generate("the dog", settings, "gpt2")
+        service_generation.generate("the dog", settings, "gpt2")
     with pytest.raises(InputError, match="not offered"):
-        service_steps.lens_for("the dog", settings, "../etc")
+        service_lens.lens_for("the dog", settings, "../etc")
 
 
 # ---------------------------------------------------------------- the lens
@@ -127,21 +128,21 @@ def test_a_model_not_offered_is_refused(tiny):
 
 def test_lens_is_cached_per_model_text_and_bos(tiny):
     settings, name = tiny
-    first = service_steps.lens_for("the dog likes food", settings, name)
-    assert service_steps.lens_for("the dog likes food", settings, name) is first
-    assert service_steps.lens_for("the dog likes food", settings, name, bos=True) is not first
-    fig = service_steps.lens_figure(first, "rank", classroom=True)
+    first = service_lens.lens_for("the dog likes food", settings, name)
+    assert service_lens.lens_for("the dog likes food", settings, name) is first
+    assert service_lens.lens_for("the dog likes food", settings, name, bos=True) is not first
+    fig = service_lens.lens_figure(first, "rank", classroom=True)
     assert fig.data[0].type == "heatmap" and fig.layout.width == plotting.CLASSROOM.width
-    assert f"{len(first.tokens)} tokens" in service_steps.lens_summary(first)
-    assert "at most 256" in service_steps.lens_summary(first)
+    assert f"{len(first.tokens)} tokens" in service_lens.lens_summary(first)
+    assert "at most 256" in service_lens.lens_summary(first)
 
 
 def test_lens_reads_at_most_the_cap(tiny, monkeypatch):
     settings, name = tiny
-    monkeypatch.setattr(service_steps, "LENS_MAX_TOKENS", 4)
-    service_steps._cached_lens.cache_clear()
-    lens = service_steps.lens_for("the cat likes fish and the dog likes bones", settings, name)
-    service_steps._cached_lens.cache_clear()
+    monkeypatch.setattr(service_lens, "LENS_MAX_TOKENS", 4)
+    service_lens._cached_lens.cache_clear()
+    lens = service_lens.lens_for("the cat likes fish and the dog likes bones", settings, name)
+    service_lens._cached_lens.cache_clear()
     assert len(lens.tokens) == 4 and lens.truncated and "first 4 tokens" in lens.notices[0]
 
 
@@ -149,10 +150,10 @@ def test_an_unsupported_model_gets_a_message(tiny, tiny_lm, monkeypatch):
     settings, name = tiny
     broken = dataclasses.replace(tiny_lm, model=copy.deepcopy(tiny_lm.model))
     broken.model.get_output_embeddings = lambda: None
-    monkeypatch.setattr(service_steps, "load_model", lambda _name: broken)
-    service_steps._cached_lens.cache_clear()
+    monkeypatch.setattr(service_lens, "load_model", lambda _name: broken)
+    service_lens._cached_lens.cache_clear()
     with pytest.raises(LensUnsupported) as err:
-        service_steps.lens_for("the dog likes food and bones", settings, name)
+        service_lens.lens_for("the dog likes food and bones", settings, name)
     assert "output head" in service.user_message(err.value)
 
 
@@ -244,8 +245,8 @@ def test_api_bad_input_gets_a_message(client, api, kwargs, message):
 def test_generation_respects_the_time_limit_and_token_setting(tiny_gpt2_dir):
     slow = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), time_limit_s=0)
     with pytest.raises(InputError, match="time limit"):
-        service_steps.generate("the dog", slow, max_new_tokens=5)
+        service_generation.generate("the dog", slow, max_new_tokens=5)
     small = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), max_new_tokens=3)
     with pytest.raises(InputError, match="At most 3 new tokens"):
-        service_steps.generate("the dog", small, max_new_tokens=4)
-    assert len(service_steps.generate("the dog", small, max_new_tokens=3)["steps"]) <= 3
+        service_generation.generate("the dog", small, max_new_tokens=4)
+    assert len(service_generation.generate("the dog", small, max_new_tokens=3)["steps"]) <= 3

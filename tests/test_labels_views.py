@@ -7,25 +7,23 @@ import torch
 from test_figures import strings
 
 from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
-from visualizer.analysis.training import TRAINED
+from visualizer.analysis.trained_copies import TRAINED
 from visualizer.errors import InputError
 from visualizer.model.loading import load_model
+from visualizer.service.batches import run_batch
 from visualizer.service.labels import (
-    HEADER_NAME_CHARS,
-    MISTAKES,
-    TRAINED_CHOICE,
     MaskChoice,
     already_shown,
     analyze_with_mask,
     chat_text,
     picks_still_meant,
-    reset_training,
-    run_batch,
-    run_shift,
-    run_training,
 )
+from visualizer.service.models import TRAINED_CHOICE
+from visualizer.service.shifts import MISTAKES, run_shift
+from visualizer.service.training import reset_training, run_training
 from visualizer.settings import Settings
 from visualizer.views import label_figures
+from visualizer.views.headings import HEADER_NAME_CHARS
 from visualizer.views.plotting import escape_text
 
 TEXT = "the dog likes food and the cat likes fish"
@@ -183,7 +181,7 @@ def test_training_view_and_the_trained_copy(settings):
 
 
 def test_side_by_side_names_are_cut_to_their_end_and_escaped():
-    from visualizer.service.labels import short_name
+    from visualizer.views.headings import short_name
 
     assert short_name("SmolLM2-135M-Instruct") == "SmolLM2-135M-Instruct"
     assert short_name("/home/me/" + "x" * 40 + "/tiny-gpt2", 20) == "…" + ("x" * 40 + "/tiny-gpt2")[-19:]
@@ -221,41 +219,42 @@ def test_training_steps_respect_the_setting(tiny_gpt2_dir):
 
 
 def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_what_they_showed(settings):
-    import served  # noqa: F401 - puts the project root on sys.path for `import app`
+    import gradio as gr
 
-    import app
+    from visualizer.ui.compare_tab import make_compare_handlers
+    from visualizer.ui.label_tabs import make_label_handlers
     from visualizer.views.plotting import CLASSROOM, NORMAL
 
-    h = app.make_label_handlers(settings)
+    h = make_label_handlers(settings)
     request = type("Request", (), {"session_hash": "restyle"})()
     batched = h.batch("the dog likes food\na cat", settings.model, True, False)[0]
     shifted = h.shift(TEXT, settings.model, list(MISTAKES)[0], False, False)[0]
     trained = h.train(TEXT, settings.model, 2, "sgd", 0, False, False, "none", 0, "", [], request=request,
                       progress=lambda *a, **k: None)[0]
-    compared = h.compare(TEXT, settings.model, settings.model, "top-K", 5, False, False, "none", 0, "", [],
-                         request=request)[0]
+    compared = make_compare_handlers(settings).compare(TEXT, settings.model, settings.model, "top-K", 5, False, False,
+                                                       "none", 0, "", [], request=request)[0]
     assert batched and shifted and trained and compared
     assert trained[0].trained is None and "restyle" in TRAINED  # the page keeps no model: the registry bounds them
     for style, on in ((CLASSROOM, True), (NORMAL, False)):
         figures = h.restyle(batched, shifted, trained, compared, on)
         assert len(figures) == 10 and {f.layout.font.size for f in figures} == {style.font_size}
     skips = h.restyle(None, None, None, None, True)  # nothing shown yet: nothing redrawn
-    assert all(isinstance(s, type(app.gr.skip())) for s in skips) and len(skips) == 10
+    assert all(isinstance(s, type(gr.skip())) for s in skips) and len(skips) == 10
     reset_training("restyle")
 
 
 def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
-    import served  # noqa: F401 - puts the project root on sys.path for `import app`
-
-    import app
+    from visualizer.ui.compare_tab import make_compare_handlers
+    from visualizer.ui.label_tabs import make_label_handlers
 
     held = analyze_with_mask(TEXT, settings, settings.model, MaskChoice("picked tokens", picked=(1, 3)))
-    h = app.make_label_handlers(settings)
+    h = make_label_handlers(settings)
     request = type("Request", (), {"session_hash": "stale-picks"})()
     edited = "the dog eats a lot of fish"  # token 1 is the same, token 3 is not
     mask = ["picked tokens", 0, "", [1, 3]]
-    compared = h.compare(edited, settings.model, settings.model, "top-K", 5, False, False, *mask, held, settings.model,
-                         request=request)[0]
+    compare = make_compare_handlers(settings).compare
+    compared = compare(edited, settings.model, settings.model, "top-K", 5, False, False, *mask, held, settings.model,
+                       request=request)[0]
     assert [i for i, label in enumerate(compared.a.labels) if label == IGNORE_INDEX] == [1]
     run = h.train(edited, settings.model, 1, "sgd", 0, False, False, *mask, held, request=request,
                   progress=lambda *a, **k: None)[0][0]
@@ -264,9 +263,9 @@ def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
 
 
 def test_a_failed_analysis_clears_the_picks():
-    import served  # noqa: F401
+    import gradio as gr
 
-    import app
+    from visualizer.ui.analysis_tabs import failure_outputs
 
-    cleared = app._failure("x")[-1]
-    assert isinstance(cleared, app.gr.CheckboxGroup) and cleared.value == []
+    cleared = failure_outputs("x")[-1]
+    assert isinstance(cleared, gr.CheckboxGroup) and cleared.value == []

@@ -10,8 +10,9 @@ import torch
 
 from visualizer.analysis import training
 from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
+from visualizer.analysis.trained_copies import TrainedCopies, train_for_session
+from visualizer.analysis.training import TrainingSlots, train_on_text, validate_options
 from visualizer.errors import InputError
-from visualizer.analysis.training import TrainedCopies, TrainingSlots, train_for_session, train_on_text, validate_options
 
 TEXT = "the dog likes food"
 
@@ -278,7 +279,7 @@ def test_the_pages_train_event_and_slots_follow_the_setting(tiny_gpt2_dir):
     from dataclasses import replace
 
     import app
-    from visualizer.service import labels as service_labels
+    from visualizer.service import training as service_training
     from visualizer.settings import Settings
 
     settings = replace(Settings.from_env({"VISUALIZER_TRAINING_CONCURRENCY": "3"}), model=tiny_gpt2_dir,
@@ -286,4 +287,4 @@ def test_the_pages_train_event_and_slots_follow_the_setting(tiny_gpt2_dir):
     demo = app.configure_queue(app.build_demo(settings), settings)
     train = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "train"]
     assert [(f.concurrency_id, f.concurrency_limit) for f in train] == [("training", 3)]
-    assert service_labels.training_slots(settings).size == 3
+    assert service_training.training_slots(settings).size == 3

@@ -26,16 +26,10 @@ from ..analysis.one_pass import Analysis, encode
 from ..errors import InputError
 from ..settings import Settings
 from ..views import label_figures, plotting, predictions, tables, walkthrough
+from ..views.headings import headed, number, short_name, style_for
 from ..views.loss import loss_bars
-from .labels import (
-    MaskChoice,
-    _headed,
-    _num,
-    _style,
-    analyze_with_mask,
-    resolve_model,
-    short_name,
-)
+from .labels import MaskChoice, analyze_with_mask
+from .models import resolve_model
 
 COMPARE_VIEWS = ("token strip", "top-K", "predicted vs true", "position detail", "loss per position", "labels table")
 HALF_WIDTH = 620
@@ -148,7 +142,7 @@ def compare_views(compared: Compared, view: str, classroom: bool = False, row: i
     """One view for both models, lined up, in the normal or classroom style (no model call)."""
     if view not in COMPARE_VIEWS:
         raise InputError(f"Unknown view '{view}'; choose one of: {', '.join(COMPARE_VIEWS)}.")
-    style = _style(classroom)
+    style = style_for(classroom)
     rows = position_rows(compared)
     row = rows[-1][1] if not isinstance(row, int) or not 0 <= row < len(rows) else row
     left, right = _pair(compared, view, style, row, color_by)
@@ -170,7 +164,7 @@ def _pair(compared: Compared, view: str, style: plotting.FigureStyle, row: int, 
         pair = [loss_bars(x, style) for x in (a, b)]
     else:
         pair = _heatmaps(compared, view, style)
-    pair = [_headed(fig, _label(side, x), x, view == "loss per position") for side, (fig, x) in enumerate(zip(pair, (a, b)))]
+    pair = [headed(fig, _label(side, x), x, view == "loss per position") for side, (fig, x) in enumerate(zip(pair, (a, b)))]
     return tuple(_lined_up(pair, view, compared))
 
 
@@ -290,7 +284,7 @@ def loss_difference(compared: Compared, style: plotting.FigureStyle = plotting.N
         diff.append(pb - pa if pa is not None and pb is not None else None)
     colors = [label_figures.CELL_COLORS[0] if (d or 0) <= 0 else label_figures.CELL_COLORS[2] for d in diff]
     fig = go.Figure(go.Bar(x=x, y=diff, marker=dict(color=colors), name="difference"))
-    title = f"Loss difference per position, B − A (mean {_num(b.loss)} − {_num(a.loss)} nats)"
+    title = f"Loss difference per position, B − A (mean {number(b.loss)} − {number(a.loss)} nats)"
     subtitle = "" if compared.same_tokens else "rows paired by where their target tokens end in the text"
     plotting._layout(fig, style, title, 0, subtitle=subtitle)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=x, tickangle=-45)

@@ -1,4 +1,4 @@
-"""What the app and its API do per request, without Gradio: validate, analyse, render views, export.
+"""What the app and its API do per request, without Gradio: validate, analyse, render views.
 
 app.py wires these to components; keeping them here makes them testable without a server.
 One request runs one forward pass (`run_analysis`); every view is drawn from that
@@ -9,16 +9,11 @@ and hold their tokens of an in-flight budget while analysed and drawn (`taking_t
 
 from __future__ import annotations
 
-import atexit
 import logging
-import shutil
-import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -32,6 +27,7 @@ from ..views import plotting, predictions, tables, walkthrough
 from ..views.loss import loss_bars
 from ..views.report import loss_line
 from .batching import ForwardBatcher, TokenBudget
+from .inputs import check_text
 from .memory import release_freed_memory
 
 log = logging.getLogger(__name__)
@@ -152,17 +148,6 @@ def taking_turns(settings: Settings, lm: LoadedModel, text: str, bos: bool = Fal
         release_freed_memory()
 
 
-def check_text(text, settings: Settings) -> str:
-    """The text, if it is a non-empty string within the character limit; else an InputError."""
-    if not isinstance(text, str):
-        raise InputError("The text must be a string.")
-    if len(text) > settings.max_chars:
-        raise InputError(f"The text is {len(text):,} characters; the limit is {settings.max_chars:,}.")
-    if not text.strip():
-        raise InputError("Please enter some text: it is empty.")
-    return text
-
-
 def _whole(value, name: str) -> int:
     """A float from a slider that is a whole number, as int; else InputError."""
     if isinstance(value, float) and value.is_integer():
@@ -199,59 +184,6 @@ def summary_text(analysis: Analysis) -> str:
     n = len(analysis.tokens)
     head = f"{analysis.model} · {n} tokens · {len(analysis.positions)} predictions"
     return "\n".join([head, loss_line(analysis), *analysis.notices])
-
-
-EXPORTS = {"positions": "positions.csv", "top_k": "top_k.csv", "analysis": "analysis.json"}
-"""The page's downloads: the per-position table, the top-K table (CSV) and the JSON contract."""
-EXPORT_MAX_AGE_S = 600
-"""How long a written download stays on disk (Gradio serves its own copy of it)."""
-
-
-def export_files(analysis: Analysis, directory: str | None = None) -> tuple[str, str, str]:
-    """Write every download into `directory` (a fresh folder when None); return their paths."""
-    folder = Path(directory) if directory else _fresh_export_folder()
-    return tuple(_write_export(analysis, kind, folder) for kind in EXPORTS)
-
-
-def export_file(analysis: Analysis, kind: str) -> str:
-    """Write one download, when the user asks for it, into a fresh folder; folders older than
-    EXPORT_MAX_AGE_S are removed first, so a long-running server does not fill its disk."""
-    if kind not in EXPORTS:
-        raise InputError(f"Unknown download '{kind}'; choose one of: {', '.join(EXPORTS)}.")
-    return _write_export(analysis, kind, _fresh_export_folder())
-
-
-def _write_export(analysis: Analysis, kind: str, folder: Path) -> str:
-    """One download file in `folder`: a table as CSV, or the JSON contract."""
-    path = folder / EXPORTS[kind]
-    if kind == "positions":
-        tables.position_table(analysis).to_csv(path, index=False)
-    elif kind == "top_k":
-        tables.top_k_table(analysis).to_csv(path, index=False)
-    else:
-        path.write_bytes(analysis.to_json())
-    return str(path)
-
-
-@cache
-def _export_root() -> Path:
-    """This process's folder of downloads, removed when the process exits."""
-    root = Path(tempfile.mkdtemp(prefix="visualizer-exports-"))
-    atexit.register(shutil.rmtree, root, True)
-    return root
-
-
-def _fresh_export_folder() -> Path:
-    """A new folder under the export root, after removing the folders older than EXPORT_MAX_AGE_S."""
-    root, now = _export_root(), time.time()
-    root.mkdir(parents=True, exist_ok=True)  # again, should a /tmp cleaner have removed it
-    for old in root.iterdir():
-        try:
-            if now - old.stat().st_mtime > EXPORT_MAX_AGE_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:  # removed by a concurrent request meanwhile
-            pass
-    return Path(tempfile.mkdtemp(dir=root))
 
 
 def user_message(err: Exception) -> str:

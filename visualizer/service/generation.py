@@ -1,16 +1,13 @@
-"""What the Generate and Layers tabs (and the /generate and /lens API) do per request, without Gradio.
+"""What the Generate tab (and the /generate API) does per request, without Gradio.
 
 A generation lives between clicks as a `GenerationRun` that the page keeps by reference
 (Gradio's State stores a handler's return value as is; it deep-copies only a State's
 initial value, and that is None here). Each click adds one step (one token's forward
 pass with the KV cache) or runs to the end; the views are then drawn from the run, and
-teacher forcing (one more forward pass) is recomputed only when the steps changed.
-The logit lens is computed on request and cached per (model, text, bos).
-"""
+teacher forcing (one more forward pass) is recomputed only when the steps changed."""
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,36 +24,21 @@ from ..analysis.generation import (
     Generation,
     teacher_forcing,
 )
-from ..analysis.lens import LogitLens, logit_lens
 from ..analysis.one_pass import Analysis, validate_top_k
 from ..errors import InputError
-from ..model.loading import is_loaded, load_model
 from ..settings import Settings
-from ..views import generation_figures, lens_figures, plotting
+from ..views import generation_figures, plotting
+from .inputs import check_text
 from .page import get_model
 
-LENS_MAX_TOKENS = 256
-"""The lens reads at most this many tokens: it costs one head projection per layer and position."""
-LENS_CACHE = 16
-"""Lenses kept, most recently used first."""
 PAGE_CANDIDATES = 10
 """Candidates recorded per step on the page."""
+
+
 PROMPT_EXAMPLE = "The capital of France is"
+
+
 GREEDY, SAMPLE = "greedy", "sample"
-
-
-# ---------------------------------------------------------------- validation
-
-
-def check_text(text, settings: Settings, what: str = "text") -> str:
-    """The text if it is a non-empty string within the length limit, else an InputError."""
-    if not isinstance(text, str):
-        raise InputError(f"The {what} must be a string.")
-    if len(text) > settings.max_chars:
-        raise InputError(f"The {what} is {len(text):,} characters; the limit is {settings.max_chars:,}.")
-    if not text.strip():
-        raise InputError(f"Please enter {'a prompt' if what == 'prompt' else 'some text'}: it is empty.")
-    return text
 
 
 def _int_or_none(value, name: str):
@@ -90,9 +72,6 @@ def page_decoding(max_new_tokens, mode: str, temperature, top_k, top_p, seed) ->
         max_new_tokens, temperature if sample else None, None if top_k in (0, 0.0, None) else top_k,
         None if top_p is None or top_p >= 1 else top_p, seed if sample else None,
     )
-
-
-# ---------------------------------------------------------------- a generation between clicks
 
 
 @dataclass
@@ -168,9 +147,6 @@ def generate(
     return run.generation.to_dict()
 
 
-# ---------------------------------------------------------------- views of a generation
-
-
 @dataclass
 class GenerationViews:
     """Every figure and table of a generation so far, ready for display."""
@@ -234,35 +210,3 @@ def generation_summary(run: GenerationRun) -> str:
         lines.append(f"Teacher forcing (one pass over prompt + continuation) gives each new token the model's p "
                      f"to within {gap:.1e}{loss}.")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- the logit lens
-
-
-@functools.lru_cache(maxsize=LENS_CACHE)
-def _cached_lens(model: str, text: str, bos: bool) -> LogitLens:
-    """The lens of the first LENS_MAX_TOKENS tokens, once per (model, text, bos)."""
-    return logit_lens(text, load_model(model), bos=bos, max_tokens=LENS_MAX_TOKENS)
-
-
-def lens_for(text, settings: Settings, model: str | None = None, bos: bool = False,
-             on_loading: Callable[[str], None] | None = None) -> LogitLens:
-    """Validate a request, then the (cached) logit lens of its first LENS_MAX_TOKENS tokens."""
-    check_text(text, settings)
-    name = model or settings.model
-    get_model(name, settings, on_loading)  # refuses a model not offered; loads it once
-    return _cached_lens(name, text, bool(bos))
-
-
-def lens_figure(lens: LogitLens, value: str = "p_target", classroom: bool = False) -> go.Figure:
-    """The layers x positions heatmap of a lens, coloured by `value`."""
-    style = plotting.CLASSROOM if classroom else plotting.NORMAL
-    vocab = len(load_model(lens.model).tokenizer) if is_loaded(lens.model) else None
-    return lens_figures.lens_heatmap(lens, value, style, vocab_size=vocab)
-
-
-def lens_summary(lens: LogitLens) -> str:
-    """One or two lines: what was read, and any notice."""
-    head = (f"{lens.model} · {lens.layers - 1} layers + the embeddings · {len(lens.tokens)} tokens "
-            f"(the lens reads at most {LENS_MAX_TOKENS})")
-    return "\n".join([head, *lens.notices])
