@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from served import serve
+from tests.served import serve
 from visualizer.settings import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

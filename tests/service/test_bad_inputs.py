@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_tokens import bytes_of_display
+from tests.model.test_tokens import bytes_of_display
 from visualizer.analysis import training
 from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError, ModelLoadError

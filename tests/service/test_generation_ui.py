@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 import pytest
-from served import free_port, serve
+from tests.served import free_port, serve
 
 from visualizer.analysis.generation import Decoding
 from visualizer.analysis.lens import LensUnsupported

@@ -112,7 +112,7 @@ def test_the_script_comparing_checkouts_runs_and_leaves_no_files(tiny_llama_dir,
     temp.mkdir()
     monkeypatch.setenv("TMPDIR", str(temp))  # the probe processes' temporary folders go here
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "work_around_forward.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "work_around_forward.py"
     spec = importlib.util.spec_from_file_location("work_around_forward", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

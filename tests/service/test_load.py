@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from served import serve
+from tests.served import serve
 from visualizer.service import page as service
 from visualizer.settings import Settings
 

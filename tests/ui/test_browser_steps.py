@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_browser import browser, page, server, tick_labels, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
+from tests.ui.test_browser import browser, page, server, tick_labels, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from visualizer.analysis.one_pass import NOT_SPELLED, analyze
-from test_tokens import LOOK_ALIKES, bytes_of_display, check_display_round_trip, piece_bytes
+from tests.model.test_tokens import LOOK_ALIKES, bytes_of_display, check_display_round_trip, piece_bytes
 from visualizer.errors import InputError
 
 TEXTS = st.text(min_size=0, max_size=60)

@@ -4,7 +4,7 @@ from itertools import accumulate
 
 import pytest
 
-from conftest import train_byte_level_tokenizer
+from tests.conftest import train_byte_level_tokenizer
 from visualizer.analysis.alignment import (
     Slots, align_positions, align_tokens, byte_ends, char_ends, map_picks, pair_by_end, spans, token_ends,
 )

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from test_figures import strings
+from tests.views.test_figures import strings
 
 from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.analysis.trained_copies import TRAINED

@@ -3,8 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import train_byte_level_tokenizer
-from test_alignment import byte_sets, own_ends
+from tests.conftest import train_byte_level_tokenizer
+from tests.analysis.test_alignment import byte_sets, own_ends
 
 from visualizer.analysis.one_pass import IGNORE_INDEX
 from visualizer.model.loading import load_model

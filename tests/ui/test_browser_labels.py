@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from test_browser import browser, page, server, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
+from tests.ui.test_browser import browser, page, server, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

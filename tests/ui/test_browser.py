@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from served import serve
+from tests.served import serve
 from visualizer.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

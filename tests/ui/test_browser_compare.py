@@ -6,9 +6,9 @@ from urllib.parse import quote
 
 import pytest
 
-from served import serve
-from test_browser import browser, wait_for_summary  # noqa: F401 - fixtures
-from test_compare import MIXED, other_tokenizer_dir  # noqa: F401 - fixture
+from tests.served import serve
+from tests.ui.test_browser import browser, wait_for_summary  # noqa: F401 - fixtures
+from tests.service.test_compare import MIXED, other_tokenizer_dir  # noqa: F401 - fixture
 from visualizer.service.compare import COMPARE_VIEWS
 from visualizer.settings import Settings
 

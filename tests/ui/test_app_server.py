@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from served import ROOT, free_port, serve
+from tests.served import ROOT, free_port, serve
 from visualizer.model import loading
 from visualizer.settings import Settings
 

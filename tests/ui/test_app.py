@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from served import serve
-from test_tokens import bytes_of_display
+from tests.served import serve
+from tests.model.test_tokens import bytes_of_display
 from visualizer.analysis.one_pass import analyze
 from visualizer.settings import Settings
 
