@@ -21,11 +21,17 @@ from pathlib import Path
 PROBE = r"""
 import json, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
-from visualizer.service import exports
-from visualizer.service import page as service
-from visualizer.analysis.one_pass import analyze, measure_one
-from visualizer.bench.measure import text_of_tokens
-from visualizer.model.loading import load_model
+try:  # the layout in folders (issue 15)
+    from visualizer.analysis.one_pass import analyze, measure_one
+    from visualizer.bench.measure import text_of_tokens
+    from visualizer.model.loading import load_model
+    from visualizer.service.exports import export_files
+    from visualizer.service.page import build_views
+except ImportError:  # a checkout from before it: flat modules
+    from visualizer.analysis import analyze, measure_one
+    from visualizer.bench import text_of_tokens
+    from visualizer.loading import load_model
+    from visualizer.service import build_views, export_files
 
 lm = load_model(*sys.argv[4:])
 out = {}
@@ -45,11 +51,11 @@ for n in map(int, sys.argv[2].split(",")):
         result = analyze(text, lm, top_k=10, measure=measure)
         outside = time.perf_counter() - start - tensor[0]
         start = time.perf_counter()
-        service.build_views(result)
+        build_views(result)
         views = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as folder:  # removed again, outside the timing: a probe leaves nothing
             start = time.perf_counter()
-            exports.export_files(result, folder)
+            export_files(result, folder)
             export = time.perf_counter() - start
         rows.append((outside, views, export))
     out[n] = rows[1:]

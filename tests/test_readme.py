@@ -35,7 +35,7 @@ def test_readme_api_snippet_runs(bundled_lm, capsys):
 def test_readme_python_snippet_runs(bundled_lm, capsys, monkeypatch):
     import visualizer.model.loading
 
-    snippet = re.search(r"```python\n(from visualizer import tables.*?)```", README, re.S).group(1)
+    snippet = re.search(r"```python\n(from visualizer\.analysis.*?)```", README, re.S).group(1)
     monkeypatch.setattr(visualizer.model.loading, "load_model", lambda *args: bundled_lm)  # already loaded once
     exec(snippet, {})  # noqa: S102 - our own README
     printed = capsys.readouterr().out
@@ -51,3 +51,19 @@ def test_every_table_row_belongs_to_a_table(name):
     for block in re.findall(r"(?:^\|.*\n)+", prose, flags=re.M):
         lines = block.splitlines()
         assert len(lines) >= 2 and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1]), lines[0][:60]
+
+
+def test_the_file_map_names_every_module_in_its_folder():
+    """README's map of the files follows the tree: each folder's entry names each of its modules, and every
+    path it names exists."""
+    root = Path(__file__).resolve().parent.parent
+    files = README.split("## Files")[1].split("\n## ")[0]
+    entries = re.split(r"\n(?=- )", files)  # one top-level entry with its sub-list
+    for folder in sorted(p for p in (root / "visualizer").iterdir() if (p / "__init__.py").is_file()):
+        entry = next(e for e in entries if e.startswith(f"- `visualizer/{folder.name}/`"))
+        for module in folder.glob("*.py"):
+            if module.name not in ("__init__.py", "__main__.py"):
+                assert f"`{module.name}`" in entry, f"README's Files map lacks visualizer/{folder.name}/{module.name}"
+    for path in re.findall(r"`((?:visualizer|tests|scripts|assets)/[\w/.]*|[\w.]+\.(?:py|md|sh))`", files):
+        if "/" in path:
+            assert (root / path).exists(), path
