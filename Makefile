@@ -2,7 +2,7 @@
 # Both install through scripts/setup.sh, as CI (.ci/run) and the Dockerfile do.
 # PYTEST_ARGS (on the command line or in the environment) narrows the tests:
 #   make test PYTEST_ARGS="-x -q tests/test_cli.py"
-.PHONY: run test walkthrough bench
+.PHONY: run test walkthrough
 
 PYTEST_ARGS ?=
 
