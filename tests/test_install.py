@@ -116,7 +116,7 @@ def _run(args, image, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    """A fresh folder where the Dockerfile's install RUN line has run: app/ (the context), home/."""
+    """A fresh folder where the Dockerfile's install RUN line has run (app/, the context, and home/); removed after."""
     if not any(WHEELHOUSE.glob("torch-*.whl")):
         pytest.fail(f"{WHEELHOUSE} is missing: `scripts/setup.sh --dev` (run by `make test`) downloads it")
     instructions = dockerfile_instructions((ROOT / "Dockerfile").read_text())
@@ -133,7 +133,8 @@ def image(tmp_path_factory):
     for command in runs:
         proc = _run(["/bin/sh", "-c", command], image, timeout=INSTALL_TIMEOUT_S)
         assert proc.returncode == 0, f"RUN {command}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return image
+    yield image
+    shutil.rmtree(base, ignore_errors=True)  # ~1.5 GB; pytest would keep the last three runs' folders
 
 
 def test_the_install_made_a_fresh_venv_in_the_copy_with_the_pinned_torch(image):
