@@ -55,9 +55,9 @@ def test_readme_front_matter_fits_a_space():
 def test_the_analysis_core_imports_no_ui_libraries():
     """load -> analyze flows one way: the core runs where only torch, numpy and transformers are
     installed (a GPU machine's check), and never pulls in the page's libraries."""
-    core = ["analysis.one_pass", "analysis.result", "model.loading", "model.tokens", "analysis.generation", "analysis.lens",
-            "analysis.masking", "analysis.batches", "analysis.shifts",
-            "analysis.training", "service.batching", "analysis.alignment"]
+    core = ["model.loading", "model.tokens", "analysis.one_pass", "analysis.result", "analysis.generation",
+            "analysis.lens", "analysis.masking", "analysis.batches", "analysis.shifts", "analysis.training",
+            "analysis.trained_copies", "analysis.alignment", "service.batching"]
     code = ("import sys; " + "; ".join(f"import visualizer.{m}" for m in core)
             + "; print(sorted(m for m in ('gradio', 'plotly', 'pandas', 'orjson', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout

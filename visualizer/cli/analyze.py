@@ -17,7 +17,7 @@ def register(commands, settings: Settings) -> None:
     parser.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is scored too")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
     parser.add_argument("--no-sentence-vocab", action="store_true",
-                         help="json: leave out the walkthrough's table (it grows with positions x distinct tokens)")
+                        help="json: leave out the walkthrough's table (it grows with positions x distinct tokens)")
     parser.set_defaults(run=run_analyze)
 
 

@@ -42,7 +42,7 @@ def run_train(args, settings: Settings, out) -> None:
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {args.steps}.")
     lm = load_model(args.model)
     masked = () if args.mask_until is None else mask_until(text, args.mask_until, lm, bos=args.bos,
-                                                            max_tokens=settings.max_tokens)
+                                                           max_tokens=settings.max_tokens)
     result = train_before_after(
         text, lm, top_k=settings.top_k, mask_first=args.mask_first, masked=masked, bos=args.bos,
         max_tokens=settings.max_tokens, max_top_k=settings.max_top_k,

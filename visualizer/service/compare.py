@@ -240,7 +240,7 @@ def _detail(analysis: Analysis, j: int | None, side: int, style: plotting.Figure
     if j is None:
         fig = go.Figure()
         plotting._layout(fig, style, f"{plotting.escape_text(_label(side, analysis))} · no position ends here", 0,
-                        subtitle="this model's tokens end elsewhere in the text: see the rows around it")
+                         subtitle="this model's tokens end elsewhere in the text: see the rows around it")
         plotting.set_layout(fig, dict(xaxis=dict(visible=False), yaxis=dict(visible=False)))
         return fig
     fig = walkthrough.position_detail(analysis, j + 1, style)

@@ -25,7 +25,7 @@ def make_compare_handlers(settings: Settings) -> SimpleNamespace:
         try:
             session, page_model = session_id(request), model or model_a
             mask = labels.page_mask(held, text, settings, page_model, bos, session, mask_mode, mask_n,
-                                            marker, picked)
+                                    marker, picked)
             compared = service_compare.compare_analyses(text, settings, model_a, model_b, session, top_k, bos, mask,
                                                         page_model)
             return [compared, compared.note, *compared_outputs(compared, view, classroom)]

@@ -28,7 +28,7 @@ def make_generation_handlers(settings: Settings) -> SimpleNamespace:
         try:
             dec = service_generation.page_decoding(max_new, mode, temperature, top_k, top_p, seed)
             run = service_generation.advance(run, prompt, settings, model, dec, bos, to_end=to_end,
-                                        on_loading=lambda msg: progress(0, desc=msg))
+                                             on_loading=lambda msg: progress(0, desc=msg))
             return generation_outputs(run, service_generation.generation_views(run, classroom))
         except Exception as err:  # noqa: BLE001 - reported in the page; what was shown stays
             return [gr.skip(), f"⚠ {service.user_message(err)}", *[gr.skip()] * 6]
@@ -63,7 +63,7 @@ def make_generation_handlers(settings: Settings) -> SimpleNamespace:
         """API: generate to the end (greedy unless a temperature is given); the JSON of `generate --format json`."""
         try:
             return service_generation.generate(prompt, settings, model, max_new_tokens, temperature, top_k, top_p, seed,
-                                          candidates, bos)
+                                               candidates, bos)
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 

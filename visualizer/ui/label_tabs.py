@@ -28,7 +28,7 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
     def batch(texts, model, mask_pads, classroom):
         try:
             result, grid, losses, table, explanation = service_batches.run_batch(texts, settings, model, mask_pads,
-                                                                                classroom)
+                                                                                 classroom)
             return result, explanation, grid, losses, table
         except Exception as err:  # noqa: BLE001
             return None, f"⚠ {service.user_message(err)}", None, None, None

@@ -120,7 +120,7 @@ def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows:
     fig = go.Figure(go.Heatmap(z=kept_z, text=_only_where(text, kept_z), name="kept", colorscale=style.colorscale,
                                zmin=0, zmax=1, **cells,
                                colorbar=plotting._colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5,
-                                                          thickness=14, title=dict(text="model p", side="top"))))
+                                                           thickness=14, title=dict(text="model p", side="top"))))
     fig.add_trace(go.Heatmap(z=drop_z, text=_only_where(text, drop_z), name=DROPPED, colorscale=[[0, GREY], [1, GREY]],
                              showscale=False, **cells))
     fig.add_trace(_strike_lines([(c, r) for r, row in enumerate(drop_z) for c, v in enumerate(row, 1) if v == 0]))
@@ -128,7 +128,7 @@ def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows:
     note = f"Last {len(rows)} of {len(generation.steps)} steps shown." if first else ""
     title = f"Each step's top-{cols} candidates by the model's p (outlined: chosen; grey, crossed out: {DROPPED})"
     plotting._layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note,
-                    margin_r=30 + int(beyond * style.label_size * 0.6), extra_top=2 * style.label_size)
+                     margin_r=30 + int(beyond * style.label_size * 0.6), extra_top=2 * style.label_size)
     plotting._row_axis(fig, [step_context_label(generation, s.index) for s in rows])
     fig.update_yaxes(range=[len(rows) - 0.5, -0.5], autorange=False)  # reversed, without the strike lines' padding
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=[f"rank {r}" for r in x], side="top",
@@ -192,7 +192,7 @@ def continuation_strip(
     fig = go.Figure(go.Heatmap(z=z, text=_only_where(text, z), name="generated", colorscale=style.colorscale, zmin=0,
                                zmax=1, **common,
                                colorbar=plotting._colorbar(style, title=dict(text="p chosen with", side="top"),
-                                                          **below)))
+                                                           **below)))
     fig.add_trace(go.Heatmap(z=grey, text=_only_where(text, grey), name="prompt", colorscale=[[0, GREY], [1, GREY]],
                              showscale=False, **common))
     cut = len(generation.prompt_ids) - len(prompt)
@@ -261,7 +261,7 @@ def step_distribution(generation: Generation, index: int | None = None, style: F
     title = (f"Step {index + 1}: chose {escape_text(step.token.display)} with p = {percent(step.p)} "
              f"(model p {percent(step.p_model)}) · {step.n_kept:,} of {vocab:,} tokens left to choose from")
     plotting._layout(fig, style, title, 0, subtitle=escape_text(decoding_text(generation)),
-                    extra_top=2 * style.font_size)
+                     extra_top=2 * style.font_size)
     fig.update_layout(barmode="group", showlegend=True, uniformtext=dict(minsize=8, mode="hide"))
     fig.update_xaxes(type="category", tickangle=-45)
     top = max(max(c.p, c.p_model) for c in cands)

@@ -105,7 +105,7 @@ def lens_heatmap(lens: LogitLens, value: str = "p_target", style: FigureStyle = 
     cell = "cell text: the layer's top token" if n <= max_text_columns else "hover a cell for the layer's top token"
     subtitle = f"{escape_text(lens.model)} · {cell} · the top row is the model's own output"
     plotting._layout(fig, style, title, lens.layers * style.row_height + 6 * style.label_size + 60, subtitle=subtitle,
-                    extra_top=8 * style.label_size)  # the slanted position labels above the rows; the colour bar below
+                     extra_top=8 * style.label_size)  # the slanted position labels above the rows; the colour bar below
     fig.update_yaxes(tickmode="array", tickvals=list(range(lens.layers)),
                      ticktext=[LogitLens.layer_name(i) for i in range(lens.layers)])
     fig.update_xaxes(tickmode="array", tickvals=shown, ticktext=[_position_label(lens, k) for k in shown],
