@@ -20,13 +20,30 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from visualizer.analysis.one_pass import Request, analyze, measure_batch, measure_one  # noqa: E402
 from visualizer.analysis.generation import Decoding, Generation, teacher_forcing  # noqa: E402
 from visualizer.analysis.lens import logit_lens  # noqa: E402
-from visualizer.model.loading import load_model  # noqa: E402
+from visualizer.analysis.one_pass import Request, analyze, measure_batch, measure_one  # noqa: E402
 from visualizer.analysis.training import train_on_text  # noqa: E402
+from visualizer.model.loading import load_model  # noqa: E402
 
-WORDS = "the dog likes food and the cat sleeps on the warm mat while children play outside".split()
+WORDS = [
+    "the",
+    "dog",
+    "likes",
+    "food",
+    "and",
+    "the",
+    "cat",
+    "sleeps",
+    "on",
+    "the",
+    "warm",
+    "mat",
+    "while",
+    "children",
+    "play",
+    "outside",
+]
 
 
 def build_model_dir(config_dir: Path) -> str:
@@ -75,8 +92,13 @@ def agreement(lm, cpu_model) -> dict:
     ids = torch.tensor([result.input_ids])
     with torch.no_grad():
         cpu_loss = cpu_model(ids, labels=ids).loss.item()
-    return {"device": str(lm.device), "loss_cuda": result.loss, "loss_cpu": cpu_loss,
-            "abs_diff": abs(result.loss - cpu_loss), "mean_equals_model_loss": abs(result.mean_token_loss - result.loss)}
+    return {
+        "device": str(lm.device),
+        "loss_cuda": result.loss,
+        "loss_cpu": cpu_loss,
+        "abs_diff": abs(result.loss - cpu_loss),
+        "mean_equals_model_loss": abs(result.mean_token_loss - result.loss),
+    }
 
 
 def generation_checks(lm) -> dict:
@@ -85,14 +107,17 @@ def generation_checks(lm) -> dict:
     gen.run()
     ids = torch.tensor([gen.prompt_ids], device=lm.device)
     with torch.no_grad():
-        ref = lm.model.generate(ids, max_new_tokens=12, do_sample=False)[0, len(gen.prompt_ids):].tolist()
+        ref = lm.model.generate(ids, max_new_tokens=12, do_sample=False)[0, len(gen.prompt_ids) :].tolist()
     forced = teacher_forcing(gen)
     n_prompt = len(gen.prompt_ids)
     gaps = [abs(forced.positions[n_prompt - 1 + i].p_target - s.p_model) for i, s in enumerate(gen.steps)]
     sampled = Generation(lm, "Once upon a time", Decoding(max_new_tokens=8, temperature=0.8, top_p=0.9, seed=3))
     again = Generation(lm, "Once upon a time", Decoding(max_new_tokens=8, temperature=0.8, top_p=0.9, seed=3))
-    return {"greedy_equals_generate": gen.generated_ids[: len(ref)] == ref[: len(gen.generated_ids)],
-            "teacher_forcing_max_gap": max(gaps), "seeded_repeatable": [s.token.id for s in sampled.run()] == [s.token.id for s in again.run()]}
+    return {
+        "greedy_equals_generate": gen.generated_ids[: len(ref)] == ref[: len(gen.generated_ids)],
+        "teacher_forcing_max_gap": max(gaps),
+        "seeded_repeatable": [s.token.id for s in sampled.run()] == [s.token.id for s in again.run()],
+    }
 
 
 def lens_checks(lm) -> dict:
@@ -100,7 +125,10 @@ def lens_checks(lm) -> dict:
     lens = logit_lens("the dog likes food", lm)
     result = analyze("the dog likes food", lm)
     last = lens.rows[-1]
-    return {"layers": lens.layers, "last_layer_matches": all(abs(c.p_target - p.p_target) < 1e-5 for c, p in zip(last, result.positions))}
+    return {
+        "layers": lens.layers,
+        "last_layer_matches": all(abs(c.p_target - p.p_target) < 1e-5 for c, p in zip(last, result.positions)),
+    }
 
 
 def training_checks(lm) -> dict:
@@ -112,23 +140,37 @@ def training_checks(lm) -> dict:
     run = train_on_text("the dog likes food", lm, steps=10)
     seconds = time.perf_counter() - start
     unchanged = all(torch.equal(a, b) for a, b in zip(before, lm.model.parameters()))
-    return {"loss_first": run.history[0].loss, "loss_last": run.history[-1].loss, "shared_unchanged": unchanged,
-            "seconds_per_step": seconds / 10,
-            "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None}
+    return {
+        "loss_first": run.history[0].loss,
+        "loss_last": run.history[-1].loss,
+        "shared_unchanged": unchanged,
+        "seconds_per_step": seconds / 10,
+        "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+    }
 
 
 def batching_checks(lm, texts: int = 16, tokens: int = 32) -> dict:
     """A padded batch on the GPU gives each text its own pass's numbers; one batched pass vs one per text."""
-    requests = [Request(ids, list(ids), 10) for ids in
-                (lm.tokenizer(text_of(lm, tokens + i % 5), add_special_tokens=False)["input_ids"] for i in range(texts))]
+    requests = [
+        Request(ids, list(ids), 10)
+        for ids in (
+            lm.tokenizer(text_of(lm, tokens + i % 5), add_special_tokens=False)["input_ids"] for i in range(texts)
+        )
+    ]
     alone, together = [measure_one(lm, r) for r in requests], measure_batch(lm, requests)
     gap = max(float((a.stats["p"] - b.stats["p"]).abs().max()) for a, b in zip(alone, together))
     same_top = all(torch.equal(a.stats["top_i"], b.stats["top_i"]) for a, b in zip(alone, together))
     one_by_one = statistics.median(timed(lambda: [measure_one(lm, r) for r in requests], 5))
     batched = statistics.median(timed(lambda: measure_batch(lm, requests), 5))
-    return {"texts": texts, "max_p_gap": gap, "same_top_ids": same_top, "loss_gap": max(
-        abs(a.loss - b.loss) for a, b in zip(alone, together)), "one_by_one_ms": one_by_one * 1e3,
-        "batched_ms": batched * 1e3, "speedup": one_by_one / batched}
+    return {
+        "texts": texts,
+        "max_p_gap": gap,
+        "same_top_ids": same_top,
+        "loss_gap": max(abs(a.loss - b.loss) for a, b in zip(alone, together)),
+        "one_by_one_ms": one_by_one * 1e3,
+        "batched_ms": batched * 1e3,
+        "speedup": one_by_one / batched,
+    }
 
 
 def timings(lm, lengths=(16, 64, 256, 1024, 2048)) -> list[dict]:
@@ -138,18 +180,20 @@ def timings(lm, lengths=(16, 64, 256, 1024, 2048)) -> list[dict]:
         text = text_of(lm, n)
         ids = torch.tensor([lm.tokenizer(text, add_special_tokens=False)["input_ids"]], device=lm.device)
 
-        def forward():
+        def forward(ids=ids):
             with torch.no_grad():
                 lm.model(ids)
 
         bare = statistics.median(timed(forward, 10))
-        full = statistics.median(timed(lambda: analyze(text, lm), 10))
+        full = statistics.median(timed(lambda text=text: analyze(text, lm), 10))
         row = {"tokens": ids.shape[1], "forward_ms": bare * 1e3, "analyze_ms": full * 1e3, "ratio": full / bare}
         if n <= 64:
-            def loop():
+
+            def loop(ids=ids):
                 with torch.no_grad():
                     for k in range(1, ids.shape[1] + 1):
                         lm.model(ids[:, :k])
+
             row["per_prefix_loop_ratio"] = statistics.median(timed(loop, 3)) / bare
         rows.append(row)
     return rows
@@ -168,10 +212,14 @@ def main() -> None:
     cpu_model = _cpu_copy(model_dir)
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none (CPU dry run)"
     report = {"gpu": gpu, "torch": torch.__version__}
-    for name, check in [("agreement", lambda: agreement(lm, cpu_model)), ("generation", lambda: generation_checks(lm)),
-                        ("lens", lambda: lens_checks(lm)), ("training", lambda: training_checks(lm)),
-                        ("batching", lambda: batching_checks(lm)),
-                        ("timings", lambda: timings(lm, lengths))]:
+    for name, check in [
+        ("agreement", lambda: agreement(lm, cpu_model)),
+        ("generation", lambda: generation_checks(lm)),
+        ("lens", lambda: lens_checks(lm)),
+        ("training", lambda: training_checks(lm)),
+        ("batching", lambda: batching_checks(lm)),
+        ("timings", lambda: timings(lm, lengths)),
+    ]:
         try:
             report[name] = check()
         except Exception as err:  # noqa: BLE001 - report every check, even after one fails

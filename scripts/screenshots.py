@@ -28,7 +28,10 @@ def shoot(url: str, path: Path, wait_text: str, tab: str | None = None, width: i
         page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(url)
         page.wait_for_function(
-            "(n) => (document.querySelector('#summary textarea') || {}).value?.includes(n)", arg=wait_text, timeout=120_000)
+            "(n) => (document.querySelector('#summary textarea') || {}).value?.includes(n)",
+            arg=wait_text,
+            timeout=120_000,
+        )
         page.wait_for_selector("#top-k-heatmap .ytick text")
         if tab:
             page.get_by_role("tab", name=tab).click()

@@ -61,8 +61,13 @@ def tiny_gpt2_dir(tmp_path_factory, tiny_tokenizer):
 
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=len(tiny_tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-        bos_token_id=tiny_tokenizer.eos_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+        vocab_size=len(tiny_tokenizer),
+        n_positions=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tiny_tokenizer.eos_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
     )
     model = GPT2LMHeadModel(config)
     assert (model.config.n_layer, model.config.n_head, model.config.n_embd) == (2, 2, 32)
@@ -77,9 +82,15 @@ def tiny_llama_dir(tmp_path_factory, tiny_tokenizer):
 
     torch.manual_seed(1)
     config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        bos_token_id=tiny_tokenizer.eos_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=tiny_tokenizer.eos_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
     )
     model = LlamaForCausalLM(config)
     assert len(model.model.layers) == 2 and model.config.hidden_size == 32
@@ -129,3 +140,28 @@ def run_cli(capsys):
         return status, out.getvalue(), capsys.readouterr().err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def other_tokenizer_dir(tmp_path_factory):
+    """A tiny GPT-2 whose tokenizer has another vocabulary (280): it cuts 'café' and 'emoji' otherwise."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = train_byte_level_tokenizer(280)
+    torch.manual_seed(2)
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    assert model.transformer.wte.weight.shape == (280, 32)
+    path = tmp_path_factory.mktemp("tiny-gpt2-280")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

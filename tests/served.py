@@ -28,7 +28,10 @@ def serve(settings=None):
     settings = settings or Settings()
     demo = app.configure_queue(app.build_demo(settings), settings)
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
         **app.launch_options(),
     )
     try:

@@ -16,8 +16,7 @@ def lint_imports(where: Path) -> subprocess.CompletedProcess:
     if not command.exists():
         pytest.fail("lint-imports is missing: `make test` installs it (requirements-dev.txt)")
     env = {"PATH": str(command.parent), "PYTHONPATH": str(where), "HOME": str(where)}
-    return subprocess.run([str(command), "--no-cache"], cwd=where, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([str(command), "--no-cache"], cwd=where, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_the_package_keeps_every_contract():
@@ -26,12 +25,15 @@ def test_the_package_keeps_every_contract():
     assert "Contracts: 4 kept, 0 broken." in done.stdout
 
 
-@pytest.mark.parametrize("module, line, contract", [
-    ("analysis/result.py", "import plotly.graph_objects", "no figure, table or page library"),
-    ("views/tables.py", "from visualizer.service import page", "One-way flow"),
-    ("service/page.py", "import gradio", "Only the page imports gradio"),
-    ("model/tokens.py", "from visualizer.analysis import one_pass", "One-way flow"),
-])
+@pytest.mark.parametrize(
+    "module, line, contract",
+    [
+        ("analysis/result.py", "import plotly.graph_objects", "no figure, table or page library"),
+        ("views/tables.py", "from visualizer.service import page", "One-way flow"),
+        ("service/page.py", "import gradio", "Only the page imports gradio"),
+        ("model/tokens.py", "from visualizer.analysis import one_pass", "One-way flow"),
+    ],
+)
 def test_a_wrong_import_breaks_a_contract(tmp_path, module, line, contract):
     """The same check on a copy with one import that goes the wrong way: lint-imports fails and names it."""
     shutil.copytree(ROOT / "visualizer", tmp_path / "visualizer", ignore=shutil.ignore_patterns("__pycache__"))

@@ -24,16 +24,19 @@ def run_ci(folder: Path) -> subprocess.CompletedProcess:
     """Run .ci/run with pytest pointed at `folder`; pip may not reach an index (the install is stamped)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "MFLAGS"}
     env |= {"PYTEST_ARGS": f"-p no:cacheprovider {folder}", "PIP_NO_INDEX": "1"}
-    return subprocess.run([str(ROOT / ".ci" / "run")], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([str(ROOT / ".ci" / "run")], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize(("files", "ok", "summary"), [
-    ({"test_one.py": FAILING}, False, "1 failed"),
-    ({}, False, "no tests ran"),
-    ({"notes.txt": PASSING}, False, "no tests ran"),
-    ({"test_one.py": PASSING}, True, "1 passed"),
-], ids=["failing-test", "empty-folder", "no-test-files", "passing-test"])
+@pytest.mark.parametrize(
+    ("files", "ok", "summary"),
+    [
+        ({"test_one.py": FAILING}, False, "1 failed"),
+        ({}, False, "no tests ran"),
+        ({"notes.txt": PASSING}, False, "no tests ran"),
+        ({"test_one.py": PASSING}, True, "1 passed"),
+    ],
+    ids=["failing-test", "empty-folder", "no-test-files", "passing-test"],
+)
 def test_ci_exit_status_follows_pytest(tmp_path, files, ok, summary):
     for name, body in files.items():
         (tmp_path / name).write_text(body)

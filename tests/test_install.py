@@ -64,7 +64,7 @@ def image_env(instructions, app: Path, home: Path, base: dict[str, str]) -> dict
         before = dict(env)
         for pair in shlex.split(args):
             key, _, value = pair.partition("=")
-            env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: before.get(m[1], ""), _moved(value, app, home))
+            env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m, before=before: before.get(m[1], ""), _moved(value, app, home))
     return env
 
 
@@ -87,8 +87,9 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 def copy_build_context(destination: Path) -> None:
     """Copy what `docker build .` would send: files git does not ignore, less .dockerignore's."""
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip()
-                and not p.startswith("#")]
+    patterns = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
     listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
     files = subprocess.run(listing, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in files.splitlines():
@@ -99,8 +100,12 @@ def copy_build_context(destination: Path) -> None:
 
 def _offline_pip() -> dict[str, str]:
     """pip settings for the test: only the local wheelhouse, no config file of this machine, no .pyc."""
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELHOUSE), "PIP_CONFIG_FILE": os.devnull,
-            "PIP_NO_COMPILE": "1"}
+    return {
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_COMPILE": "1",
+    }
 
 
 def _host_path() -> str:
@@ -110,8 +115,15 @@ def _host_path() -> str:
 
 def _run(args, image, **kwargs) -> subprocess.CompletedProcess:
     """Run `args` in the image's folder with its environment; the output is kept for the message."""
-    return subprocess.run(args, cwd=kwargs.pop("cwd", image.app), env=image.env, capture_output=True, text=True,
-                          timeout=kwargs.pop("timeout", 300), **kwargs)
+    return subprocess.run(
+        args,
+        cwd=kwargs.pop("cwd", image.app),
+        env=image.env,
+        capture_output=True,
+        text=True,
+        timeout=kwargs.pop("timeout", 300),
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +193,9 @@ def test_pip_install_dot_installs_the_visualizer_command(image):
     venv = image.app / ".venv"
     proc = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "."], image)
     assert proc.returncode == 0, proc.stderr
-    where = _run([str(venv / "bin" / "python"), "-c", "import visualizer; print(visualizer.__file__)"],
-                 image, cwd=image.home)
+    where = _run(
+        [str(venv / "bin" / "python"), "-c", "import visualizer; print(visualizer.__file__)"], image, cwd=image.home
+    )
     assert "site-packages" in Path(where.stdout.strip()).parts, where.stdout + where.stderr
     proc = _run([str(venv / "bin" / "visualizer"), "--help"], image, cwd=image.home)
     assert proc.returncode == 0 and "usage: visualizer" in proc.stdout, proc.stderr

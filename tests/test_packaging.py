@@ -1,4 +1,5 @@
-"""Packaging: the Dockerfile lints clean and installs through setup.sh, as make does; README front matter fits a Space."""
+"""Packaging: the Dockerfile lints clean and installs through setup.sh, as make does; the README's front matter
+fits a Space."""
 
 import re
 import shutil
@@ -55,10 +56,25 @@ def test_readme_front_matter_fits_a_space():
 def test_the_analysis_core_imports_no_ui_libraries():
     """load -> analyze flows one way: the core runs where only torch, numpy and transformers are
     installed (a GPU machine's check), and never pulls in the page's libraries."""
-    core = ["model.loading", "model.tokens", "analysis.one_pass", "analysis.result", "analysis.generation",
-            "analysis.lens", "analysis.masking", "analysis.batches", "analysis.shifts", "analysis.training",
-            "analysis.trained_copies", "analysis.alignment", "service.batching"]
-    code = ("import sys; " + "; ".join(f"import visualizer.{m}" for m in core)
-            + "; print(sorted(m for m in ('gradio', 'plotly', 'pandas', 'orjson', 'fastapi') if m in sys.modules))")
+    core = [
+        "model.loading",
+        "model.tokens",
+        "analysis.one_pass",
+        "analysis.result",
+        "analysis.generation",
+        "analysis.lens",
+        "analysis.masking",
+        "analysis.batches",
+        "analysis.shifts",
+        "analysis.training",
+        "analysis.trained_copies",
+        "analysis.alignment",
+        "service.batching",
+    ]
+    code = (
+        "import sys; "
+        + "; ".join(f"import visualizer.{m}" for m in core)
+        + "; print(sorted(m for m in ('gradio', 'plotly', 'pandas', 'orjson', 'fastapi') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -26,7 +26,8 @@ def test_each_number_is_read_from_its_variable(field):
     settings = Settings.from_env({env_name(field.name): f" {value} "})
     assert getattr(settings, field.name) == value
     assert {f.name: getattr(settings, f.name) for f in fields(Settings) if f.name != field.name} == {
-        f.name: getattr(Settings(), f.name) for f in fields(Settings) if f.name != field.name}
+        f.name: getattr(Settings(), f.name) for f in fields(Settings) if f.name != field.name
+    }
     for bad in ("ten", "2.5", "-1"):
         with pytest.raises(ValueError, match=env_name(field.name)):
             Settings.from_env({env_name(field.name): bad})

@@ -56,22 +56,29 @@ class Settings:
     )
     queue_size: int = _help("Requests waiting at most; a full queue answers 'busy, try again' at once.", default=64)
     batch_size: int = _help(
-        "Analyses (page and /analyze) run at once; those that overlap share one forward pass.", default=16)
+        "Analyses (page and /analyze) run at once; those that overlap share one forward pass.", default=16
+    )
     batch_tokens: int = _help(
         "Padded tokens in one shared forward pass at most (a longer text runs alone); twice this many "
-        "tokens are analysed and drawn at once at most, so long texts take turns.", default=1024)
+        "tokens are analysed and drawn at once at most, so long texts take turns.",
+        default=1024,
+    )
     analysis_concurrency: int = _help("Lens, batch, shift and compare views run at once.", default=1)
     generation_concurrency: int = _help("Generation steps run at once.", default=1)
-    training_concurrency: int = _help("Training runs at once (others wait in the queue, which shows their place).", default=1)
+    training_concurrency: int = _help(
+        "Training runs at once (others wait in the queue, which shows their place).", default=1
+    )
     time_limit_s: int = _help(
         "Seconds a generation's run to the end or a training run may go on, and an analysis may wait for its "
-        "turn (past it: 'busy'); an analysis's own forward pass is bounded by max_tokens instead.", default=120)
+        "turn (past it: 'busy'); an analysis's own forward pass is bounded by max_tokens instead.",
+        default=120,
+    )
     max_new_tokens: int = _help("Most tokens one generation may add.", default=200)
     max_train_steps: int = _help("Most optimizer steps one training run may take.", default=50)
     max_trained_copies: int = _help("Trained model copies held at once (the oldest is dropped).", default=2)
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "Settings":
+    def from_env(cls, environ: dict | None = None) -> Settings:
         """Settings with VISUALIZER_* environment variables applied."""
         env = os.environ if environ is None else environ
         updates: dict = {}

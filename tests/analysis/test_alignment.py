@@ -6,7 +6,15 @@ import pytest
 
 from tests.conftest import train_byte_level_tokenizer
 from visualizer.analysis.alignment import (
-    Slots, align_positions, align_tokens, byte_ends, char_ends, map_picks, pair_by_end, spans, token_ends,
+    Slots,
+    align_positions,
+    align_tokens,
+    byte_ends,
+    char_ends,
+    map_picks,
+    pair_by_end,
+    spans,
+    token_ends,
 )
 from visualizer.model.tokens import TokenDecoder
 
@@ -84,8 +92,8 @@ def test_pairing_by_end_keeps_text_order_and_gaps():
 @pytest.mark.parametrize("bos", [(False, False), (True, False), (False, True)])
 def test_aligned_positions_pair_exactly_the_targets_that_end_at_the_same_byte(tokenizers, text, bos):
     (ids_a, ends_a), (ids_b, ends_b) = (ends_of(t, text, b) for t, b in zip(tokenizers, bos))
-    own_a = [None] * bos[0] + own_ends(tokenizers[0], ids_a[bos[0]:])  # ends of the tokens, independently
-    own_b = [None] * bos[1] + own_ends(tokenizers[1], ids_b[bos[1]:])
+    own_a = [None] * bos[0] + own_ends(tokenizers[0], ids_a[bos[0] :])  # ends of the tokens, independently
+    own_b = [None] * bos[1] + own_ends(tokenizers[1], ids_b[bos[1] :])
     rows = align_positions(ends_a, ends_b).rows
     assert [a for a, _ in rows if a is not None] == list(range(len(ids_a) - 1))  # every position once, in order
     assert [b for _, b in rows if b is not None] == list(range(len(ids_b) - 1))
@@ -109,8 +117,9 @@ def test_the_same_tokens_align_one_to_one(tokenizers):
 def byte_sets(tokenizer, ids, bos):
     """Each token's set of byte offsets in the text, from its own bytes (BOS: none)."""
     ends = own_ends(tokenizer, ids[bos:])
-    return [set()] * bos + [set(range(e - len(TokenDecoder(tokenizer).token_bytes(i)), e))
-                            for i, e in zip(ids[bos:], ends)]
+    return [set()] * bos + [
+        set(range(e - len(TokenDecoder(tokenizer).token_bytes(i)), e)) for i, e in zip(ids[bos:], ends)
+    ]
 
 
 @pytest.mark.parametrize("text", TEXTS)

@@ -165,19 +165,25 @@ def test_bytes_the_tokenizer_drops_are_noticed(bundled_lm):
     dropped = analyze("a\x04b c", bundled_lm)
     assert b"".join(bundled_lm.decoder.token_bytes(i) for i in dropped.input_ids) == b"ab c"
     assert NOT_SPELLED in dropped.notices
-    for text, options in (("the dog likes food", {}), ("日本語 😀 e\u0301", {"bos": True}),
-                          ("the dog likes food " * 5, {"max_tokens": 6})):
+    for text, options in (
+        ("the dog likes food", {}),
+        ("日本語 😀 e\u0301", {"bos": True}),
+        ("the dog likes food " * 5, {"max_tokens": 6}),
+    ):
         assert NOT_SPELLED not in analyze(text, bundled_lm, **options).notices
 
 
-@pytest.mark.parametrize("pieces, text, truncated, spelled", [
-    ([b"the", b" dog"], "the dog", False, True),
-    ([b" the", b" dog"], "the dog", False, True),  # a SentencePiece tokenizer's prefix space is not a change
-    ([b" the", b" dog"], " the dog", False, True),
-    ([b"the", b"dog"], "the dog", False, False),  # a dropped space is
-    ([b"the", b" d"], "the dog", True, True),  # a cut text: the tokens spell its start
-    ([b"the", b" do", b"x"], "the dog", True, False),
-])
+@pytest.mark.parametrize(
+    "pieces, text, truncated, spelled",
+    [
+        ([b"the", b" dog"], "the dog", False, True),
+        ([b" the", b" dog"], "the dog", False, True),  # a SentencePiece tokenizer's prefix space is not a change
+        ([b" the", b" dog"], " the dog", False, True),
+        ([b"the", b"dog"], "the dog", False, False),  # a dropped space is
+        ([b"the", b" d"], "the dog", True, True),  # a cut text: the tokens spell its start
+        ([b"the", b" do", b"x"], "the dog", True, False),
+    ],
+)
 def test_spells_the_text_compares_bytes(pieces, text, truncated, spelled):
     from types import SimpleNamespace
 

@@ -6,12 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
-from visualizer.analysis import batches
-from visualizer.analysis import shifts
+from visualizer.analysis import batches, shifts
 from visualizer.analysis.batches import MAX_BATCH, analyze_batch, pad_id, padded_batch
-from visualizer.errors import InputError
+from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.analysis.shifts import DOUBLE_SHIFT, OFF_BY_ONE, double_shift, off_by_one, target_log_probs
+from visualizer.errors import InputError
 
 TEXTS = ["the dog likes food", "the cat likes fish and the dog likes bones", "a quick brown fox"]
 TEXT = "the cat likes fish and the dog likes bones"
@@ -96,8 +95,13 @@ def test_batch_json(tiny_lm):
 
 @pytest.mark.parametrize(
     "texts, match",
-    [("the dog", "list"), (["the dog"], "2 to"), (["the dog"] * (MAX_BATCH + 1), "2 to"),
-     (["the dog", "the"], "Sentence 2"), (["the dog", ""], "empty")],
+    [
+        ("the dog", "list"),
+        (["the dog"], "2 to"),
+        (["the dog"] * (MAX_BATCH + 1), "2 to"),
+        (["the dog", "the"], "Sentence 2"),
+        (["the dog", ""], "empty"),
+    ],
 )
 def test_bad_batches_are_refused(tiny_lm, texts, match):
     with pytest.raises(InputError, match=match):

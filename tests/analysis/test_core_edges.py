@@ -133,7 +133,8 @@ def test_the_loss_split_into_chunks_is_the_mean_over_all_counted_labels(tiny_lm,
     ]
     p = torch.softmax(own_logits(tiny_lm, result.input_ids), dim=-1)
     assert [pos.p_target for pos in result.positions] == pytest.approx(
-        p[torch.arange(len(result.positions)), torch.tensor(result.input_ids[1:])].tolist(), abs=1e-6, rel=2e-5)
+        p[torch.arange(len(result.positions)), torch.tensor(result.input_ids[1:])].tolist(), abs=1e-6, rel=2e-5
+    )
 
 
 def own_logits(lm, ids: list[int]) -> torch.Tensor:
@@ -207,11 +208,14 @@ def test_a_bos_token_moves_the_masked_prompt_by_exactly_one(tiny_lm, marker):
     assert mask_until(TEXT, marker, tiny_lm, bos=True) == list(range(len(plain) + 1))
 
 
-@pytest.mark.parametrize("text, marker, message", [
-    (TEXT, "", "^The mask marker is empty: type the text that ends the prompt.$"),
-    (None, "dog", "^The mask marker 'dog' does not occur in the text.$"),
-    (TEXT, "cow", "^The mask marker 'cow' does not occur in the text.$"),
-])
+@pytest.mark.parametrize(
+    "text, marker, message",
+    [
+        (TEXT, "", "^The mask marker is empty: type the text that ends the prompt.$"),
+        (None, "dog", "^The mask marker 'dog' does not occur in the text.$"),
+        (TEXT, "cow", "^The mask marker 'cow' does not occur in the text.$"),
+    ],
+)
 def test_mask_until_refuses_with_one_exact_message(tiny_lm, text, marker, message):
     from visualizer.analysis.masking import mask_until
 

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from visualizer.errors import InputError
 from visualizer.analysis.generation import (
     STOP_EOS,
     STOP_MAX,
@@ -17,6 +16,7 @@ from visualizer.analysis.generation import (
     stop_token_ids,
     teacher_forcing,
 )
+from visualizer.errors import InputError
 from visualizer.model.loading import LoadedModel
 
 PROMPT = "the dog likes"
@@ -27,7 +27,11 @@ def _generate_ids(lm, prompt_ids, n):
     eos = sorted(stop_token_ids(lm))
     with torch.no_grad():
         out = lm.model.generate(
-            torch.tensor([prompt_ids]), do_sample=False, max_new_tokens=n, eos_token_id=eos, pad_token_id=eos[0],
+            torch.tensor([prompt_ids]),
+            do_sample=False,
+            max_new_tokens=n,
+            eos_token_id=eos,
+            pad_token_id=eos[0],
         )
     return out[0].tolist()
 
@@ -59,7 +63,9 @@ def test_greedy_picks_the_argmax_of_an_uncached_pass(tiny_lm):
         assert [c.token.id for c in step.top] == torch.argsort(p, descending=True)[:10].tolist()
 
 
-@pytest.mark.parametrize("decoding", [Decoding(max_new_tokens=10), Decoding(max_new_tokens=10, temperature=1.3, seed=4)])
+@pytest.mark.parametrize(
+    "decoding", [Decoding(max_new_tokens=10), Decoding(max_new_tokens=10, temperature=1.3, seed=4)]
+)
 def test_teacher_forcing_agrees_with_each_step(tiny_lm, decoding):
     gen = Generation(tiny_lm, PROMPT, decoding)
     gen.run()
@@ -157,12 +163,22 @@ def _independent_kept(logits, temperature=1.0, top_k=None, top_p=None):
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize(
     "settings",
-    [dict(top_k=1), dict(top_k=7), dict(top_p=0.5), dict(top_p=0.9, temperature=0.7),
-     dict(top_k=40, top_p=0.6, temperature=1.5), dict(top_p=1e-9), dict(top_p=1.0), dict(top_k=1000)],
+    [
+        dict(top_k=1),
+        dict(top_k=7),
+        dict(top_p=0.5),
+        dict(top_p=0.9, temperature=0.7),
+        dict(top_k=40, top_p=0.6, temperature=1.5),
+        dict(top_p=1e-9),
+        dict(top_p=1.0),
+        dict(top_k=1000),
+    ],
 )
 def test_filters_keep_exactly_the_right_tokens(seed, settings):
     logits = torch.randn(300, generator=torch.Generator().manual_seed(seed)) * 3  # (V,)
-    decoding = Decoding(temperature=settings.get("temperature", 1.0), top_k=settings.get("top_k"), top_p=settings.get("top_p"))
+    decoding = Decoding(
+        temperature=settings.get("temperature", 1.0), top_k=settings.get("top_k"), top_p=settings.get("top_p")
+    )
     p_model, p, kept = filtered_distributions(logits, decoding.warpers())
     expected = _independent_kept(logits, **settings)
     assert set(torch.nonzero(kept)[:, 0].tolist()) == expected
@@ -214,10 +230,17 @@ def test_max_new_tokens_stops(tiny_lm):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(temperature=0), "Temperature"), (dict(temperature=-1.0), "Temperature"),
-        (dict(temperature=float("nan")), "Temperature"), (dict(top_p=0), "Top-p"), (dict(top_p=1.5), "Top-p"),
-        (dict(top_k=0), "Top-k"), (dict(top_k=2.5), "Top-k"), (dict(max_new_tokens=201), "new tokens"),
-        (dict(max_new_tokens=0), "new tokens"), (dict(max_new_tokens=True), "new tokens"), (dict(seed=-1), "seed"),
+        (dict(temperature=0), "Temperature"),
+        (dict(temperature=-1.0), "Temperature"),
+        (dict(temperature=float("nan")), "Temperature"),
+        (dict(top_p=0), "Top-p"),
+        (dict(top_p=1.5), "Top-p"),
+        (dict(top_k=0), "Top-k"),
+        (dict(top_k=2.5), "Top-k"),
+        (dict(max_new_tokens=201), "new tokens"),
+        (dict(max_new_tokens=0), "new tokens"),
+        (dict(max_new_tokens=True), "new tokens"),
+        (dict(seed=-1), "seed"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):
@@ -244,11 +267,23 @@ def test_teacher_forcing_needs_a_step(tiny_lm):
 # ---------------------------------------------------------------- CLI
 
 
-
-
 def test_cli_json_contract(tiny_gpt2_dir, run_cli):
-    argv = ["generate", PROMPT, "--model", tiny_gpt2_dir, "--max-new-tokens", "4", "--temperature", "0.9",
-            "--top-k", "5", "--seed", "3", "--format", "json"]
+    argv = [
+        "generate",
+        PROMPT,
+        "--model",
+        tiny_gpt2_dir,
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "5",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+    ]
     status, out, _ = run_cli(argv)
     data = json.loads(out)
     assert status == 0 and data["prompt"] == PROMPT and data["stop_reason"] in ("eos", "max_new_tokens")
@@ -267,8 +302,17 @@ def test_cli_greedy_table(tiny_llama_dir, run_cli):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--temperature", "0"], ["--temperature", "-2"], ["--top-p", "1.5"], ["--top-p", "0"], ["--top-k", "0"],
-     ["--max-new-tokens", "201"], ["--max-new-tokens", "0"], ["--temperature", "hot"], ["--greedy", "--temperature", "1"]],
+    [
+        ["--temperature", "0"],
+        ["--temperature", "-2"],
+        ["--top-p", "1.5"],
+        ["--top-p", "0"],
+        ["--top-k", "0"],
+        ["--max-new-tokens", "201"],
+        ["--max-new-tokens", "0"],
+        ["--temperature", "hot"],
+        ["--greedy", "--temperature", "1"],
+    ],
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, run_cli):
     status, out, err = run_cli(["generate", PROMPT, *argv])

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from visualizer.analysis import lens as lens_module
+from visualizer.analysis.lens import LensUnsupported, hidden_states, lens_logits, logit_lens
 from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError
-from visualizer.analysis.lens import LensUnsupported, hidden_states, lens_logits, logit_lens
 
 TEXT = "the cat likes fish and the dog likes bones"
 
@@ -106,7 +106,9 @@ def test_json_contract(tiny_lm):
 
 
 def test_missing_final_norm_is_refused(tiny_lm):
-    lm = dataclasses.replace(tiny_lm, model=copy.deepcopy(tiny_lm.model))  # nn.Module attributes defeat monkeypatch's undo
+    lm = dataclasses.replace(
+        tiny_lm, model=copy.deepcopy(tiny_lm.model)
+    )  # nn.Module attributes defeat monkeypatch's undo
     owner, name = _final_norm_owner(lm)
     setattr(owner, name, None)
     with pytest.raises(LensUnsupported, match="final norm"):
@@ -140,8 +142,6 @@ def test_bad_text_is_refused(tiny_lm, text, message):
 
 
 # ---------------------------------------------------------------- CLI
-
-
 
 
 def test_cli_json(tiny_llama_dir, run_cli):

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from visualizer.analysis.masking import chat_example, mask_until, starts_by_decoding, tokens_before
 from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.cli import main
 from visualizer.errors import InputError
 from visualizer.model.loading import LoadedModel
-from visualizer.analysis.masking import chat_example, mask_until, starts_by_decoding, tokens_before
 from visualizer.model.tokens import TokenDecoder
 
 TEXT = "the cat likes fish and the dog likes bones"

@@ -7,14 +7,12 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from visualizer.analysis.one_pass import NOT_SPELLED, analyze
 from tests.model.test_tokens import LOOK_ALIKES, bytes_of_display, check_display_round_trip, piece_bytes
+from visualizer.analysis.one_pass import NOT_SPELLED, analyze
 from visualizer.errors import InputError
 
 TEXTS = st.text(min_size=0, max_size=60)
-OPTIONS = st.fixed_dictionaries(
-    {"top_k": st.integers(1, 50), "bos": st.booleans(), "mask_first": st.integers(0, 6)}
-)
+OPTIONS = st.fixed_dictionaries({"top_k": st.integers(1, 50), "bos": st.booleans(), "mask_first": st.integers(0, 6)})
 
 
 def check_invariants(result, lm):
@@ -110,7 +108,9 @@ def test_all_contexts_at_once_equal_each_context(tiny_lm, text):
     assert contexts(tiny_lm.decoder, ids) == expected
 
 
-AWKWARD = st.sampled_from(["😀", "👩‍👩‍👧", "🐕", "日本語", "e\u0301", "\u0308", "ñ", "\u202e", "\x00", "\r\n", "\t", " ", "<", "0x", "%{x}"])
+AWKWARD = st.sampled_from(
+    ["😀", "👩‍👩‍👧", "🐕", "日本語", "e\u0301", "\u0308", "ñ", "\u202e", "\x00", "\r\n", "\t", " ", "<", "0x", "%{x}"]
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

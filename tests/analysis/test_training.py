@@ -1,5 +1,6 @@
 """Training a copy on one sentence: the shared model untouched, the updates a plain loop's, the registry bounded."""
 
+import contextlib
 import copy
 import json
 import threading
@@ -72,8 +73,7 @@ def test_updates_equal_a_plain_training_loop(tiny_lm, optimizer):
     run = train_on_text(TEXT, tiny_lm, steps=3, optimizer=optimizer, lr=lr, mask_first=2)
     model = copy.deepcopy(tiny_lm.model).requires_grad_(True)
     params = list(model.parameters())
-    opt = (torch.optim.AdamW(params, lr=lr, weight_decay=0.0) if optimizer == "adamw"
-           else torch.optim.SGD(params, lr=lr))
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0) if optimizer == "adamw" else torch.optim.SGD(params, lr=lr)
     ids = torch.tensor([[t.id for t in run.tokens]])
     labels = torch.tensor([run.labels])
     for _ in range(3):
@@ -104,10 +104,20 @@ def test_progress_is_called_after_each_step(tiny_lm):
 
 @pytest.mark.parametrize(
     "options, match",
-    [({"steps": 0}, "Steps"), ({"steps": 51}, "Steps"), ({"steps": 2.5}, "Steps"), ({"steps": "10"}, "Steps"),
-     ({"steps": True}, "Steps"), ({"optimizer": "adam"}, "AdamW or SGD"), ({"optimizer": None}, "AdamW or SGD"),
-     ({"lr": 0}, "learning rate"), ({"lr": -1e-3}, "learning rate"), ({"lr": 2.0}, "learning rate"),
-     ({"lr": float("nan")}, "learning rate"), ({"lr": "0.1"}, "learning rate")],
+    [
+        ({"steps": 0}, "Steps"),
+        ({"steps": 51}, "Steps"),
+        ({"steps": 2.5}, "Steps"),
+        ({"steps": "10"}, "Steps"),
+        ({"steps": True}, "Steps"),
+        ({"optimizer": "adam"}, "AdamW or SGD"),
+        ({"optimizer": None}, "AdamW or SGD"),
+        ({"lr": 0}, "learning rate"),
+        ({"lr": -1e-3}, "learning rate"),
+        ({"lr": 2.0}, "learning rate"),
+        ({"lr": float("nan")}, "learning rate"),
+        ({"lr": "0.1"}, "learning rate"),
+    ],
 )
 def test_bad_options_are_refused(tiny_lm, options, match):
     with pytest.raises(InputError, match=match):
@@ -147,10 +157,8 @@ def _overlapping_runs(lm, slots: TrainingSlots, runs: int):
         if step == 1:
             with lock:
                 together[0] = max(together[0], slots.running)
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 inside.wait()
-            except threading.BrokenBarrierError:
-                pass
 
     def train():
         try:
@@ -282,8 +290,9 @@ def test_the_pages_train_event_and_slots_follow_the_setting(tiny_gpt2_dir):
     from visualizer.service import training as service_training
     from visualizer.settings import Settings
 
-    settings = replace(Settings.from_env({"VISUALIZER_TRAINING_CONCURRENCY": "3"}), model=tiny_gpt2_dir,
-                       models=(tiny_gpt2_dir,))
+    settings = replace(
+        Settings.from_env({"VISUALIZER_TRAINING_CONCURRENCY": "3"}), model=tiny_gpt2_dir, models=(tiny_gpt2_dir,)
+    )
     demo = app.configure_queue(app.build_demo(settings), settings)
     train = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "train"]
     assert [(f.concurrency_id, f.concurrency_limit) for f in train] == [("training", 3)]

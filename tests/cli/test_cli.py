@@ -3,12 +3,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
 def test_json_one_object_per_text(tiny_gpt2_dir, run_cli):
-    status, out, _ = run_cli(["analyze", "the dog likes food", "a quick fox", "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "3"])
+    status, out, _ = run_cli(
+        ["analyze", "the dog likes food", "a quick fox", "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "3"]
+    )
     assert status == 0
     objects = [json.loads(line) for line in out.splitlines()]
     assert [o["text"] for o in objects] == ["the dog likes food", "a quick fox"]
@@ -30,7 +33,9 @@ def _json_of(model_dir, run_cli):
 
 
 def test_mask_first_masks_labels(tiny_gpt2_dir, run_cli):
-    status, out, _ = run_cli(["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "json", "--mask-first", "2"])
+    status, out, _ = run_cli(
+        ["analyze", "the dog likes food", "--model", tiny_gpt2_dir, "--format", "json", "--mask-first", "2"]
+    )
     data = json.loads(out)
     assert data["labels"][:2] == [-100, -100] and data["positions"][0]["loss"] is None
     assert data["counted"] == len(data["positions"]) - 1
@@ -67,7 +72,9 @@ def test_bad_input_is_one_line_and_status_2(argv, message, tiny_gpt2_dir, run_cl
 def test_module_entry_point(tiny_gpt2_dir):
     proc = subprocess.run(
         [sys.executable, "-m", "visualizer", "analyze", "", "--model", tiny_gpt2_dir],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2 and proc.stderr.strip() == "visualizer: error: Please enter some text: it is empty."
 
@@ -94,9 +101,9 @@ def test_json_is_the_same_contract_as_the_pages_download(tiny_gpt2_dir, run_cli,
     from visualizer.model.loading import load_model
     from visualizer.service import exports
 
-    text = "le chien aime 🐕 \"vraiment\""
+    text = 'le chien aime 🐕 "vraiment"'
     out = run_cli(["analyze", text, "--model", tiny_gpt2_dir, "--format", "json", "--top-k", "4"])[1]
     result = analyze(text, load_model(tiny_gpt2_dir), top_k=4)
     download = exports.export_file(result, "analysis")
-    assert out.encode() == open(download, "rb").read() + b"\n"
+    assert out.encode() == Path(download).read_bytes() + b"\n"
     assert "🐕" in out and json.loads(out) == json.loads(json.dumps(result.to_dict()))

@@ -69,8 +69,15 @@ def _old_package(tmp_path: Path) -> Path:
 def _outputs(checkout: Path, runs: list[list[str]]) -> list:
     """[status, stdout] of each run of the CLI whose package lives in `checkout`, in one fresh interpreter."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-c", DRIVER, str(checkout)], cwd=checkout, input=json.dumps(runs),
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(checkout)],
+        cwd=checkout,
+        input=json.dumps(runs),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 

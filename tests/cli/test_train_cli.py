@@ -51,12 +51,16 @@ def test_json_losses_are_a_plain_loops_and_the_labels_match(tiny_gpt2_dir, run_c
     assert before["labels"] == trained["labels"] and before["labels"][:2] == [-100, -100]
     assert before["loss"] == pytest.approx(losses[0], abs=1e-5)
     assert [p["loss"] for p in trained["positions"]] == pytest.approx([None, *after[1:]], abs=1e-5)
-    assert trained["loss"] == pytest.approx(sum(after[1:]) / len(after[1:]), abs=1e-5) and trained["loss"] < before["loss"]
+    assert (
+        trained["loss"] == pytest.approx(sum(after[1:]) / len(after[1:]), abs=1e-5) and trained["loss"] < before["loss"]
+    )
 
 
 def test_the_same_seed_gives_the_same_run(tiny_llama_dir, run_cli):
-    first, again = (_train_json(run_cli, tiny_llama_dir, "--steps", "2", "--seed", "11", "--optimizer", "sgd",
-                                "--lr", "0.05") for _ in range(2))
+    first, again = (
+        _train_json(run_cli, tiny_llama_dir, "--steps", "2", "--seed", "11", "--optimizer", "sgd", "--lr", "0.05")
+        for _ in range(2)
+    )
     assert first["losses"] == pytest.approx(again["losses"], abs=1e-6)
     for a, b in zip(first["after"]["positions"], again["after"]["positions"]):
         assert (a["p_target"], a["rank"]) == pytest.approx((b["p_target"], b["rank"]), abs=1e-6)
@@ -71,14 +75,15 @@ def test_without_a_seed_the_output_says_which(tiny_gpt2_dir, run_cli):
 
 
 def test_table_shows_each_step_and_the_counted_rows_before_and_after(tiny_gpt2_dir, run_cli):
-    status, out, _ = run_cli(["train", TEXT, "--model", tiny_gpt2_dir, "--steps", "2", "--lr", "0.01",
-                              "--mask-until", "dog", "--seed", "1"])
+    status, out, _ = run_cli(
+        ["train", TEXT, "--model", tiny_gpt2_dir, "--steps", "2", "--lr", "0.01", "--mask-until", "dog", "--seed", "1"]
+    )
     data = _train_json(run_cli, tiny_gpt2_dir, "--steps", "2", "--lr", "0.01", "--mask-until", "dog", "--seed", "1")
     assert status == 0
     lines = out.splitlines()
     for step, loss in enumerate(data["losses"], 1):
         assert f"{step:>4}  {loss:.4f}" in lines
-    table = lines[lines.index(next(x for x in lines if x.startswith("before "))):]
+    table = lines[lines.index(next(x for x in lines if x.startswith("before "))) :]
     contexts = [p["context"] for p in data["before"]["positions"] if p["loss"] is not None]
     rows = [line for line in table if " → " in line]
     assert len(rows) == len(contexts) and all(r.startswith(c + " → ") for r, c in zip(rows, contexts))

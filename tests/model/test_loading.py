@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from visualizer.model import loading
 from visualizer.errors import ModelLoadError
+from visualizer.model import loading
 from visualizer.model.loading import load_gguf, load_model
 
 

@@ -124,7 +124,9 @@ def _check_round_trip(tokenizer, text):
     return [decoder.token(i).display for i in ids]
 
 
-@pytest.mark.parametrize("text", ["the dog likes food", "café 😀 日本語", "line\n\tindented  two", "עברית مرحبا e\u0301"])
+@pytest.mark.parametrize(
+    "text", ["the dog likes food", "café 😀 日本語", "line\n\tindented  two", "עברית مرحبا e\u0301"]
+)
 def test_tiny_tokenizer_round_trip(tiny_tokenizer, text):
     _check_round_trip(tiny_tokenizer, text)
 

@@ -15,9 +15,9 @@ import pytest
 
 from tests.model.test_tokens import bytes_of_display
 from visualizer.analysis import training
+from visualizer.analysis.generation import Decoding
 from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError, ModelLoadError
-from visualizer.analysis.generation import Decoding
 from visualizer.model.loading import load_model
 from visualizer.service.page import run_analysis
 from visualizer.settings import Settings
@@ -41,7 +41,7 @@ ANALYZE_ROWS = [
     ("combining marks", "e\u0301 a\u0308 n\u0303", {}, None),
     ("bidi override", "abc \u202edef ghi", {}, None),
     ("NUL and controls", "a\x00b\x07c\x1bd e", {}, None),
-    ("markup and script", '<script>alert(1)</script> <img src=x onerror=alert(1)> <b>x</b>', {}, None),
+    ("markup and script", "<script>alert(1)</script> <img src=x onerror=alert(1)> <b>x</b>", {}, None),
     ("plotly template", "%{x} %{customdata} {{x}}", {}, None),
     ("10,000-character word", "x" * 10_000, {}, None),
     ("over the context", "the dog likes food " * 100, {}, None),

@@ -93,8 +93,14 @@ def test_a_batch_keeps_to_one_model_and_its_limits(tiny_gpt2_dir, tiny_llama_dir
     gpt2, llama = load_model(tiny_gpt2_dir), load_model(tiny_llama_dir)
     batcher = ForwardBatcher(max_requests=2, max_tokens=40)
     short, long = _request(gpt2, "a b"), _request(gpt2, "x " * 30)
-    jobs = [batching._Job(gpt2, short), batching._Job(llama, _request(llama, "a b")), batching._Job(gpt2, long),
-            batching._Job(gpt2, short), batching._Job(gpt2, short), batching._Job(gpt2, short)]
+    jobs = [
+        batching._Job(gpt2, short),
+        batching._Job(llama, _request(llama, "a b")),
+        batching._Job(gpt2, long),
+        batching._Job(gpt2, short),
+        batching._Job(gpt2, short),
+        batching._Job(gpt2, short),
+    ]
     batcher._jobs.extend(jobs)
     first = batcher._take()
     assert [j.lm for j in first] == [gpt2, gpt2] and first[1] is jobs[3]  # llama waits; the long text does not fit
@@ -129,7 +135,9 @@ def test_concurrent_page_analyses_match_analyses_one_by_one(tiny_gpt2_dir):
         alone = analyze(text, lm, top_k=4)
         assert got.input_ids == alone.input_ids
         assert [p.p_target for p in got.positions] == pytest.approx([p.p_target for p in alone.positions], abs=2e-5)
-        assert [[c.token.id for c in p.top] for p in got.positions] == [[c.token.id for c in p.top] for p in alone.positions]
+        assert [[c.token.id for c in p.top] for p in got.positions] == [
+            [c.token.id for c in p.top] for p in alone.positions
+        ]
         assert got.loss == pytest.approx(alone.loss, abs=2e-5)
 
 
@@ -137,9 +145,8 @@ def test_a_turn_not_reached_within_the_wait_is_refused_and_leaves_the_budget_who
     budget = TokenBudget(100)
     with budget.hold(100):
         start = time.perf_counter()
-        with pytest.raises(InputError, match="busy.*within 0.2 s"):
-            with budget.hold(1, wait_s=0.2):
-                pass
+        with pytest.raises(InputError, match="busy.*within 0.2 s"), budget.hold(1, wait_s=0.2):
+            pass
         assert 0.2 <= time.perf_counter() - start < 5
         assert not budget._turns  # the refused request left the line
     with budget.hold(100, wait_s=0.2):  # and nothing of the budget was kept for it
@@ -193,7 +200,7 @@ def test_the_token_budget_bounds_what_runs_at_once_and_serves_in_order():
     for i, (name, tokens) in enumerate(sizes):  # each waits or runs before the next starts: they queue in this order
         threads.append(threading.Thread(target=job, args=(name, tokens)))
         threads[-1].start()
-        _wait_until(lambda: len(budget._turns) + len(order) > i)
+        _wait_until(lambda i=i: len(budget._turns) + len(order) > i)
     for t in threads:
         t.join(10)
     assert peak[0] <= 100 and budget.free == budget.total
@@ -264,8 +271,10 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
     skipped = handlers.analyze_masking(held, *args[:7], 3, "", [], **quiet)  # N = 3, mode 'none'
     assert runs == [] and all(isinstance(o, type(gr.skip())) for o in skipped)
     assert not shared.NEWEST.is_newest("page-2", older)
-    assert all(isinstance(o, type(gr.skip())) for o in handlers.analyze_masking(held, *args[:6], "first N tokens", 0,
-                                                                                  "", [], **quiet))
+    assert all(
+        isinstance(o, type(gr.skip()))
+        for o in handlers.analyze_masking(held, *args[:6], "first N tokens", 0, "", [], **quiet)
+    )
     shown = handlers.analyze_masking(held, *args[:6], "first N tokens", 2, "", [], **quiet)
     assert [m.first_n for m in runs] == [2] and shown[0].labels[:2] == [-100, -100]
 
@@ -306,7 +315,8 @@ def test_the_app_runs_main_analyses_batch_size_at_once_and_other_views_apart(tin
         if fn.concurrency_id in ("analysis", "views"):
             groups.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
     page = [fn for fn in demo.fns.values() if fn.name in ("analyze_page", "analyze_masking")]
-    assert {fn.name for fn in page} == {"analyze_page", "analyze_masking"} and all(fn.concurrency_id == "analysis" for fn in page)
+    assert {fn.name for fn in page} == {"analyze_page", "analyze_masking"} and all(
+        fn.concurrency_id == "analysis" for fn in page
+    )
     assert groups["analysis"] == {7}  # every member of the group says 7: Gradio takes the smallest
     assert groups["views"] == {"default"}  # the queue's default: analysis_concurrency
-

@@ -3,9 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.conftest import train_byte_level_tokenizer
-from tests.analysis.test_alignment import byte_sets, own_ends
 
+from tests.analysis.test_alignment import byte_sets, own_ends
 from visualizer.analysis.one_pass import IGNORE_INDEX
 from visualizer.model.loading import load_model
 from visualizer.service.compare import COMPARE_VIEWS, compare_analyses, compare_views
@@ -15,22 +14,6 @@ from visualizer.views.headings import HEADER_NAME_CHARS
 
 TEXT = "the dog likes food and the cat likes fish"
 MIXED = "café naïve 日本語 😀 emoji and the dog likes food"
-
-
-@pytest.fixture(scope="module")
-def other_tokenizer_dir(tmp_path_factory):
-    """A tiny GPT-2 whose tokenizer has another vocabulary (280): it cuts 'café' and 'emoji' otherwise."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tokenizer = train_byte_level_tokenizer(280)
-    torch.manual_seed(2)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                                       bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id))
-    assert model.transformer.wte.weight.shape == (280, 32)
-    path = tmp_path_factory.mktemp("tiny-gpt2-280")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def own_losses(path: str, text: str, bos: bool = False) -> list[float]:
@@ -106,8 +89,9 @@ def test_picked_tokens_are_carried_over_by_their_bytes(tiny_gpt2_dir, other_toke
     ids = page.tokenizer(MIXED, add_special_tokens=False)["input_ids"]
     picked = (1, 2, 9)
     mask = MaskChoice("picked tokens", picked=picked)
-    compared = compare_analyses(MIXED, settings, other_tokenizer_dir, tiny_gpt2_dir, None, mask=mask,
-                                page_model=tiny_gpt2_dir)
+    compared = compare_analyses(
+        MIXED, settings, other_tokenizer_dir, tiny_gpt2_dir, None, mask=mask, page_model=tiny_gpt2_dir
+    )
     chosen = set().union(*(byte_sets(page.tokenizer, ids, 0)[i] for i in picked))
     other = compared.a
     expected = [j for j, own in enumerate(byte_sets(other.decoder.tokenizer, other.input_ids, 0)) if own & chosen]

@@ -6,8 +6,8 @@ import dataclasses
 import json
 
 import pytest
-from tests.served import free_port, serve
 
+from tests.served import free_port, serve
 from visualizer.analysis.generation import Decoding
 from visualizer.analysis.lens import LensUnsupported
 from visualizer.cli import main
@@ -37,10 +37,18 @@ def test_page_decoding_reads_off_values_as_off():
         service_generation.page_decoding(8, "beam", 1.0, 0, 1.0, 0)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_new_tokens": 0}, "new tokens"), ({"max_new_tokens": 201}, "new tokens"), ({"max_new_tokens": 2.5}, "whole"),
-    ({"temperature": 0}, "Temperature"), ({"top_k": 0}, "Top-k"), ({"top_p": 1.5}, "Top-p"), ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_new_tokens": 0}, "new tokens"),
+        ({"max_new_tokens": 201}, "new tokens"),
+        ({"max_new_tokens": 2.5}, "whole"),
+        ({"temperature": 0}, "Temperature"),
+        ({"top_k": 0}, "Top-k"),
+        ({"top_p": 1.5}, "Top-p"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_bad_settings_are_one_sentence(kwargs, message):
     with pytest.raises(InputError, match=message):
         service_generation.decoding(**kwargs)
@@ -107,8 +115,10 @@ def test_generation_views(tiny):
     assert f"Step {n}:" in service_generation.step_figure(run, 99).layout.title.text
 
 
-@pytest.mark.parametrize(("prompt", "message"), [("", "enter a prompt"), ("   ", "enter a prompt"),
-                                                 ("x" * 20_001, "limit"), (None, "string")])
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("", "enter a prompt"), ("   ", "enter a prompt"), ("x" * 20_001, "limit"), (None, "string")],
+)
 def test_bad_prompts(tiny, prompt, message):
     settings, name = tiny
     with pytest.raises(InputError, match=message):
@@ -208,10 +218,23 @@ def client(bundled_lm):
 @pytest.mark.slow
 def test_api_generate_equals_the_cli_json(client, capsys):
     prompt = "The capital of France is"
-    result = client.predict(prompt, max_new_tokens=4, temperature=0.8, top_k=5, top_p=0.9, seed=1,
-                            api_name="/generate")
-    argv = ["generate", prompt, "--max-new-tokens", "4", "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9",
-            "--seed", "1", "--format", "json"]
+    result = client.predict(prompt, max_new_tokens=4, temperature=0.8, top_k=5, top_p=0.9, seed=1, api_name="/generate")
+    argv = [
+        "generate",
+        prompt,
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "5",
+        "--top-p",
+        "0.9",
+        "--seed",
+        "1",
+        "--format",
+        "json",
+    ]
     assert main(argv) == 0
     assert result == json.loads(capsys.readouterr().out)
     assert result["steps"][0]["token"]["text"] == " Paris" and result["decoding"]["seed"] == 1
@@ -229,14 +252,17 @@ def test_api_lens_equals_the_cli_json(client, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("api", "kwargs", "message"), [
-    ("/generate", {"prompt": ""}, "empty"),
-    ("/generate", {"prompt": "a b", "temperature": 0}, "Temperature"),
-    ("/generate", {"prompt": "a b", "max_new_tokens": 500}, "new tokens"),
-    ("/generate", {"prompt": "a b", "model": "gpt2"}, "not offered"),
-    ("/lens", {"text": "the"}, "single token"),
-    ("/lens", {"text": " "}, "empty"),
-])
+@pytest.mark.parametrize(
+    ("api", "kwargs", "message"),
+    [
+        ("/generate", {"prompt": ""}, "empty"),
+        ("/generate", {"prompt": "a b", "temperature": 0}, "Temperature"),
+        ("/generate", {"prompt": "a b", "max_new_tokens": 500}, "new tokens"),
+        ("/generate", {"prompt": "a b", "model": "gpt2"}, "not offered"),
+        ("/lens", {"text": "the"}, "single token"),
+        ("/lens", {"text": " "}, "empty"),
+    ],
+)
 def test_api_bad_input_gets_a_message(client, api, kwargs, message):
     with pytest.raises(Exception, match=message):
         client.predict(**kwargs, api_name=api)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from tests.views.test_figures import strings
 
+from tests.views.test_figures import strings
 from visualizer.analysis.one_pass import IGNORE_INDEX, analyze
 from visualizer.analysis.trained_copies import TRAINED
 from visualizer.errors import InputError
@@ -49,11 +49,19 @@ def test_mask_choices_set_labels(settings, mask, expected):
     assert result.counted == len(counted) and result.loss == pytest.approx(sum(counted) / len(counted), abs=1e-5)
 
 
-CHOICES = [MaskChoice(), MaskChoice("none", first_n=4, marker="likes"), MaskChoice("first N tokens"),
-           MaskChoice("first N tokens", first_n=1), MaskChoice("first N tokens", first_n=2),
-           MaskChoice("up to a marker", marker="likes"), MaskChoice("up to a marker", marker="the dog likes"),
-           MaskChoice("picked tokens", picked=(0,)), MaskChoice("picked tokens", picked=(2, 5)),
-           MaskChoice("picked tokens", picked=(5, 2, 5)), MaskChoice("first N tokens", first_n=99)]
+CHOICES = [
+    MaskChoice(),
+    MaskChoice("none", first_n=4, marker="likes"),
+    MaskChoice("first N tokens"),
+    MaskChoice("first N tokens", first_n=1),
+    MaskChoice("first N tokens", first_n=2),
+    MaskChoice("up to a marker", marker="likes"),
+    MaskChoice("up to a marker", marker="the dog likes"),
+    MaskChoice("picked tokens", picked=(0,)),
+    MaskChoice("picked tokens", picked=(2, 5)),
+    MaskChoice("picked tokens", picked=(5, 2, 5)),
+    MaskChoice("first N tokens", first_n=99),
+]
 
 
 @pytest.mark.parametrize("shown", range(len(CHOICES)))
@@ -69,8 +77,14 @@ def test_anything_else_changed_is_never_already_shown(settings):
     held = analyze_with_mask(TEXT, settings, settings.model, MaskChoice(), top_k=5)
     kept = dict(settings=settings, model=settings.model, mask=MaskChoice(), top_k=5, bos=False)
     assert already_shown(held, TEXT, **kept)
-    for change in (dict(top_k=6), dict(bos=True), dict(model=TRAINED_CHOICE), dict(model="another/model"),
-                   dict(mask=MaskChoice("first N tokens", first_n=-1)), dict(mask=MaskChoice("no such mode"))):
+    for change in (
+        dict(top_k=6),
+        dict(bos=True),
+        dict(model=TRAINED_CHOICE),
+        dict(model="another/model"),
+        dict(mask=MaskChoice("first N tokens", first_n=-1)),
+        dict(mask=MaskChoice("no such mode")),
+    ):
         assert not already_shown(held, TEXT, **{**kept, **change}), change
     assert not already_shown(held, TEXT + " too", **kept)
     assert not already_shown(None, TEXT, **kept)
@@ -92,7 +106,11 @@ def test_picks_are_kept_only_where_the_text_up_to_them_is_unchanged(settings):
 def test_an_n_beyond_the_text_masks_everything_and_a_bad_n_is_refused(settings):
     for huge in (999, 10**20, 1e20):
         result = analyze_with_mask(TEXT, settings, settings.model, MaskChoice("first N tokens", first_n=huge))
-        assert set(result.labels) == {IGNORE_INDEX} and result.loss is None and "Every label is masked" in result.notices[0]
+        assert (
+            set(result.labels) == {IGNORE_INDEX}
+            and result.loss is None
+            and "Every label is masked" in result.notices[0]
+        )
     for bad in (-5, 2.5, "3"):
         with pytest.raises(InputError, match="N must be a whole number, 0 or more"):
             analyze_with_mask(TEXT, settings, settings.model, MaskChoice("first N tokens", first_n=bad))
@@ -102,14 +120,17 @@ def test_the_marker_mode_before_a_marker_is_typed_masks_nothing_yet(settings):
     waiting = MaskChoice("up to a marker", marker="")
     result = analyze_with_mask(TEXT, settings, settings.model, waiting)
     assert IGNORE_INDEX not in result.labels and "Type a marker" in result.notices[-1]
-    assert already_shown(analyze_with_mask(TEXT, settings, settings.model, MaskChoice()), TEXT, settings,
-                         settings.model, waiting)  # so choosing the mode alone sends no new analysis
+    assert already_shown(
+        analyze_with_mask(TEXT, settings, settings.model, MaskChoice()), TEXT, settings, settings.model, waiting
+    )  # so choosing the mode alone sends no new analysis
     with pytest.raises(InputError, match="does not occur"):
         analyze_with_mask(TEXT, settings, settings.model, MaskChoice("up to a marker", marker="zebra"))
 
 
 def test_marker_masks_up_to_and_including_it(settings):
-    result = analyze_with_mask("Question: why? Answer: because", settings, settings.model, MaskChoice("up to a marker", marker="Answer:"))
+    result = analyze_with_mask(
+        "Question: why? Answer: because", settings, settings.model, MaskChoice("up to a marker", marker="Answer:")
+    )
     masked_text = "".join(t.text for t, label in zip(result.tokens, result.labels) if label == IGNORE_INDEX)
     assert masked_text == "Question: why? Answer:"
     with pytest.raises(InputError):
@@ -127,8 +148,10 @@ def test_batch_view(settings):
     result, grid, losses, table, explanation = run_batch("the dog likes food\na cat", settings, settings.model, True)
     assert grid.data[0].type == "heatmap" and len(grid.data[0].z) == 2
     short = result.rows[1]
-    assert grid.data[0].z[1][short.length:] == [label_figures.MASKED_PAD] * (len(short.tokens) - short.length)
-    assert list(grid.data[0].text[1][short.length:]) == ["pad"] * (len(short.tokens) - short.length)  # named in the title
+    assert grid.data[0].z[1][short.length :] == [label_figures.MASKED_PAD] * (len(short.tokens) - short.length)
+    assert list(grid.data[0].text[1][short.length :]) == ["pad"] * (
+        len(short.tokens) - short.length
+    )  # named in the title
     assert escape_text(result.pad_token.display) in grid.data[0].customdata[1][-1]  # and in each pad's hover
     assert list(grid.data[0].text[1][: short.length]) == [escape_text(t.display) for t in short.tokens[: short.length]]
     assert table["loss"].iloc[-1] == float(f"{result.batch_loss:.4g}")  # the page shows 4 significant digits
@@ -144,8 +167,14 @@ def test_page_tables_show_four_significant_digits_and_keep_the_rest():
 
     from visualizer.views.tables import for_display
 
-    raw = pd.DataFrame({"k": [1, 2, 3], "p": [1.1985415251051983e-06, 0.5, float("nan")],
-                        "loss": [13.634405136108398, 0.00012345678, 1234567.0], "token": ["a", "b", "c"]})
+    raw = pd.DataFrame(
+        {
+            "k": [1, 2, 3],
+            "p": [1.1985415251051983e-06, 0.5, float("nan")],
+            "loss": [13.634405136108398, 0.00012345678, 1234567.0],
+            "token": ["a", "b", "c"],
+        }
+    )
     shown = for_display(raw)
     assert shown["p"].tolist()[:2] == [1.199e-06, 0.5] and pd.isna(shown["p"].iloc[2])
     assert shown["loss"].tolist() == [13.63, 0.0001235, 1235000.0]
@@ -204,7 +233,6 @@ def test_markup_in_batch_and_shift_figures_is_escaped(settings):
     assert not any("<" in s.replace("<br>", "") or "href" in s or "onerror" in s for s in shown)
 
 
-
 def test_training_stops_at_the_time_limit(tiny_gpt2_dir):
     settings = Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,), time_limit_s=0)
     with pytest.raises(InputError, match="time limit"):
@@ -229,10 +257,24 @@ def test_classroom_mode_redraws_the_batch_shift_train_and_compare_figures_from_w
     request = type("Request", (), {"session_hash": "restyle"})()
     batched = h.batch("the dog likes food\na cat", settings.model, True, False)[0]
     shifted = h.shift(TEXT, settings.model, list(MISTAKES)[0], False, False)[0]
-    trained = h.train(TEXT, settings.model, 2, "sgd", 0, False, False, "none", 0, "", [], request=request,
-                      progress=lambda *a, **k: None)[0]
-    compared = make_compare_handlers(settings).compare(TEXT, settings.model, settings.model, "top-K", 5, False, False,
-                                                       "none", 0, "", [], request=request)[0]
+    trained = h.train(
+        TEXT,
+        settings.model,
+        2,
+        "sgd",
+        0,
+        False,
+        False,
+        "none",
+        0,
+        "",
+        [],
+        request=request,
+        progress=lambda *a, **k: None,
+    )[0]
+    compared = make_compare_handlers(settings).compare(
+        TEXT, settings.model, settings.model, "top-K", 5, False, False, "none", 0, "", [], request=request
+    )[0]
     assert batched and shifted and trained and compared
     assert trained[0].trained is None and "restyle" in TRAINED  # the page keeps no model: the registry bounds them
     for style, on in ((CLASSROOM, True), (NORMAL, False)):
@@ -253,11 +295,13 @@ def test_train_and_compare_drop_picks_that_name_other_tokens_now(settings):
     edited = "the dog eats a lot of fish"  # token 1 is the same, token 3 is not
     mask = ["picked tokens", 0, "", [1, 3]]
     compare = make_compare_handlers(settings).compare
-    compared = compare(edited, settings.model, settings.model, "top-K", 5, False, False, *mask, held, settings.model,
-                       request=request)[0]
+    compared = compare(
+        edited, settings.model, settings.model, "top-K", 5, False, False, *mask, held, settings.model, request=request
+    )[0]
     assert [i for i, label in enumerate(compared.a.labels) if label == IGNORE_INDEX] == [1]
-    run = h.train(edited, settings.model, 1, "sgd", 0, False, False, *mask, held, request=request,
-                  progress=lambda *a, **k: None)[0][0]
+    run = h.train(
+        edited, settings.model, 1, "sgd", 0, False, False, *mask, held, request=request, progress=lambda *a, **k: None
+    )[0][0]
     assert [i for i, label in enumerate(run.labels) if label == IGNORE_INDEX] == [1]
     reset_training("stale-picks")
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tests.served import serve
 from tests.model.test_tokens import bytes_of_display
+from tests.served import serve
 from visualizer.analysis.one_pass import analyze
 from visualizer.settings import Settings
 
@@ -40,7 +40,9 @@ def test_api_can_leave_out_the_walkthrough_table(client):
     full = client.predict("the dog likes food", api_name="/analyze")
     small = client.predict("the dog likes food", sentence_vocab=False, api_name="/analyze")
     assert small["sentence_vocab"] is None and full["sentence_vocab"]["columns"]
-    assert {k: v for k, v in small.items() if k != "sentence_vocab"} == {k: v for k, v in full.items() if k != "sentence_vocab"}
+    assert {k: v for k, v in small.items() if k != "sentence_vocab"} == {
+        k: v for k, v in full.items() if k != "sentence_vocab"
+    }
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,14 @@ def test_markup_comes_back_as_plain_text(client):
 
 @pytest.mark.parametrize(
     "text",
-    ["I like 😀🎉", "日本語のテキスト", "שלום עולם مرحبا", "e\u0301 a\u0308", "a\x00b\x07c", "<script>alert(1)</script> %{x} &amp;"],
+    [
+        "I like 😀🎉",
+        "日本語のテキスト",
+        "שלום עולם مرحبا",
+        "e\u0301 a\u0308",
+        "a\x00b\x07c",
+        "<script>alert(1)</script> %{x} &amp;",
+    ],
 )
 def test_unusual_text_is_analysed_as_typed(client, text):
     result = client.predict(text, api_name="/analyze")
@@ -110,9 +119,12 @@ def test_lone_surrogates_and_control_characters_over_raw_http(client):
 
     base = client.src.rstrip("/")
     for text, expected in [("ab\ud800cd", "not valid Unicode"), ("a\x00b\x1bc d", None)]:
-        body = json.dumps({"data": [text, "SmolLM2-135M-Instruct", 10, False, 0, True]}).encode("ascii")  # '\\ud800' escaped in ASCII JSON
-        event = httpx.post(f"{base}/gradio_api/call/analyze", content=body,
-                           headers={"content-type": "application/json"}, timeout=30).json()["event_id"]
+        body = json.dumps({"data": [text, "SmolLM2-135M-Instruct", 10, False, 0, True]}).encode(
+            "ascii"
+        )  # '\\ud800' escaped in ASCII JSON
+        event = httpx.post(
+            f"{base}/gradio_api/call/analyze", content=body, headers={"content-type": "application/json"}, timeout=30
+        ).json()["event_id"]
         stream = httpx.get(f"{base}/gradio_api/call/analyze/{event}", timeout=60).text
         if expected:
             assert "event: error" in stream and expected in stream and "Traceback" not in stream

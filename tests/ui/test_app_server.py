@@ -43,11 +43,19 @@ def app_process(tiny_gpt2_dir, tmp_path):
     GRADIO_ANALYTICS_ENABLED (which conftest sets for this process)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISUALIZER_", "GRADIO_"))}
-    env.update(VISUALIZER_MODEL=tiny_gpt2_dir, VISUALIZER_TOP_K="3", VISUALIZER_MAX_CHARS="40",
-               VISUALIZER_MAX_TOKENS="6", VISUALIZER_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1",
-               GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env.update(
+        VISUALIZER_MODEL=tiny_gpt2_dir,
+        VISUALIZER_TOP_K="3",
+        VISUALIZER_MAX_CHARS="40",
+        VISUALIZER_MAX_TOKENS="6",
+        VISUALIZER_CACHE=str(tmp_path / "cache"),
+        HF_HUB_OFFLINE="1",
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, proc)
@@ -104,8 +112,9 @@ def test_an_unlisted_directory_loads_only_with_allow_any_model(tiny_gpt2_dir, ti
 
 def _call(url: str, body: bytes) -> str:
     """POST a raw body to /analyze's queue; the event stream's text, or the HTTP refusal's."""
-    answer = httpx.post(f"{url}/gradio_api/call/analyze", content=body,
-                        headers={"content-type": "application/json"}, timeout=30)
+    answer = httpx.post(
+        f"{url}/gradio_api/call/analyze", content=body, headers={"content-type": "application/json"}, timeout=30
+    )
     if answer.status_code != 200:
         return f"HTTP {answer.status_code}: {answer.text}"
     event = answer.json()["event_id"]

@@ -2,60 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import time
 
 import pytest
 
-from tests.served import serve
-from visualizer.settings import Settings
-
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> <script>alert(2)</script> %{x} &amp;'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium, or None."""
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def server(bundled_lm):
-    with serve(Settings()) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: scripts/setup.sh --dev installs it")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    """A fresh page that records dialogs and every request it makes."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.dialogs, page.requests, page.analyses = [], [], []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.on("request", lambda r: page.requests.append(r.url))
-    page.on("request", lambda r: "/queue/join" in r.url and page.analyses.append(_sent_values(r.post_data)))
-    yield page
-    context.close()
 
 
 def wait_for_summary(page, needle: str, timeout: float = 60_000):
@@ -65,22 +18,14 @@ def wait_for_summary(page, needle: str, timeout: float = 60_000):
     try:
         page.wait_for_function(
             "(n) => { const t = document.querySelector('#summary textarea'); return t && t.value.includes(n); }",
-            arg=needle, timeout=timeout,
+            arg=needle,
+            timeout=timeout,
         )
     except PlaywrightTimeout:
         shown = page.evaluate("() => document.querySelector('#summary textarea')?.value")
-        raise AssertionError(f"the loss box never held {needle!r}; it holds {shown!r}; the page sent "
-                             f"{getattr(page, 'analyses', '?')}") from None
-
-
-def _sent_values(body: str | None) -> list:
-    """The plain values of a queued event's inputs (text, options, mask, request number), for failure messages."""
-    import json
-
-    try:
-        return [v for v in json.loads(body or "{}").get("data", []) if not isinstance(v, dict)][:12]
-    except ValueError:
-        return []
+        raise AssertionError(
+            f"the loss box never held {needle!r}; it holds {shown!r}; the page sent {getattr(page, 'analyses', '?')}"
+        ) from None
 
 
 def tick_labels(page, plot_id: str) -> list[str]:
@@ -93,7 +38,8 @@ def wait_for_tick(page, plot_id: str, needle: str, timeout: float = 30_000):
     page.wait_for_function(
         """([id, n]) => [...document.querySelectorAll(`#${id} .xtick text, #${id} .ytick text`)]
                           .some(e => e.textContent.includes(n))""",
-        arg=[plot_id, needle], timeout=timeout,
+        arg=[plot_id, needle],
+        timeout=timeout,
     )
 
 
@@ -152,7 +98,8 @@ def test_classroom_mode_from_the_toggle_and_the_url(page, server, tmp_path):
     wait_for_summary(page, "4 tokens")
     wait_for_tick(page, "top-k-heatmap", "the cat sat")
     font = page.evaluate(
-        "() => parseFloat(getComputedStyle(document.querySelector('#top-k-heatmap .ytick text')).fontSize)")
+        "() => parseFloat(getComputedStyle(document.querySelector('#top-k-heatmap .ytick text')).fontSize)"
+    )
     assert font >= 16
     assert "the cat sat" in " ".join(tick_labels(page, "top-k-heatmap"))
     page.screenshot(path=str(tmp_path / "classroom.png"), full_page=True)
@@ -178,9 +125,11 @@ def test_classroom_tab_names_are_whole_and_a_figure_drawn_while_hidden_fills_its
     wait_for_summary(page, "8 tokens")
     page.get_by_role("tab", name="Loss").click()
     wait_for_tick(page, "loss-bars", "sunny")
-    page.wait_for_function("""() => Math.abs(document.querySelector('#loss-bars .main-svg').getAttribute('width')
+    page.wait_for_function(
+        """() => Math.abs(document.querySelector('#loss-bars .main-svg').getAttribute('width')
                                              - document.querySelector('#loss-bars').clientWidth) < 30""",
-                           timeout=5_000)
+        timeout=5_000,
+    )
 
 
 def test_clicking_an_example_runs_it(page, server):
@@ -200,7 +149,9 @@ def test_markup_shows_literally_and_runs_nothing(page, server):
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("a[href='x']").count() == 0
     assert page.locator(".js-plotly-plot svg a").count() == 0  # no link was made
-    hrefs = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot svg image')].map(i => i.getAttribute('href'))")
+    hrefs = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot svg image')].map(i => i.getAttribute('href'))"
+    )
     assert all(h.startswith("data:") for h in hrefs)  # only Plotly's own heatmap bitmaps
     assert page.locator(".js-plotly-plot svg tspan[style*='bold']").count() == 0  # '<b>' did not turn bold
     assert page.locator("script:has-text('alert(2)')").count() == 0

@@ -7,8 +7,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.served import serve
-from tests.ui.test_browser import browser, wait_for_summary  # noqa: F401 - fixtures
-from tests.service.test_compare import MIXED, other_tokenizer_dir  # noqa: F401 - fixture
+from tests.service.test_compare import MIXED
+from tests.ui.test_browser import wait_for_summary
 from visualizer.service.compare import COMPARE_VIEWS
 from visualizer.settings import Settings
 
@@ -24,7 +24,7 @@ ROWS_JS = """(id) => [...document.querySelectorAll(`#${id} .virtual-row`)].map(r
 
 
 @pytest.fixture(scope="module")
-def two_tokenizers(tiny_gpt2_dir, other_tokenizer_dir):  # noqa: F811
+def two_tokenizers(tiny_gpt2_dir, other_tokenizer_dir):
     with serve(Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir, other_tokenizer_dir))) as url:
         yield url
 
@@ -40,22 +40,26 @@ def open_compare(page, url: str, classroom: bool) -> None:
     else:
         tab.click()
     page.locator("#compare-run").click()
-    page.wait_for_function("() => document.querySelector('#compare-note')?.innerText.includes('character offsets')",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('#compare-note')?.innerText.includes('character offsets')", timeout=60_000
+    )
 
 
 def show_view(page, view: str) -> None:
     """Pick a view and wait until both halves show it."""
     page.locator("#compare-view").get_by_label(view, exact=True).check()
     ids = ["compare-table-a", "compare-table-b"] if view == "labels table" else ["compare-plot-a", "compare-plot-b"]
-    wait = ("(ids) => ids.every(id => document.getElementById(id)?.offsetParent && "
-            "(id.includes('table') ? document.querySelector(`#${id} .virtual-row`) : document.querySelector(`#${id} .nsewdrag`)))")
+    wait = (
+        "(ids) => ids.every(id => document.getElementById(id)?.offsetParent && "
+        "(id.includes('table') ? document.querySelector(`#${id} .virtual-row`)"
+        " : document.querySelector(`#${id} .nsewdrag`)))"
+    )
     page.wait_for_function(wait, arg=ids, timeout=30_000)
     page.wait_for_timeout(700)  # Plotly's resize after the switch
 
 
 @pytest.mark.parametrize("size, classroom", [((1280, 720), True), ((1600, 900), False), ((1000, 800), False)])
-def test_every_view_side_by_side_from_1280_px_with_rows_level(browser, two_tokenizers, size, classroom, tmp_path):  # noqa: F811
+def test_every_view_side_by_side_from_1280_px_with_rows_level(browser, two_tokenizers, size, classroom, tmp_path):
     context = browser.new_context(viewport={"width": size[0], "height": size[1]})
     page = context.new_page()
     open_compare(page, two_tokenizers, classroom)

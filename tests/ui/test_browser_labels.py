@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.ui.test_browser import browser, page, server, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
+from tests.ui.test_browser import wait_for_summary, wait_for_tick
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -20,7 +20,8 @@ def wait_for_text(page, elem_id: str, needle: str, timeout: float = 120_000):
     """Wait until the textbox `elem_id` holds `needle`."""
     page.wait_for_function(
         "([id, n]) => { const t = document.querySelector(`#${id} textarea`); return t && t.value.includes(n); }",
-        arg=[elem_id, needle], timeout=timeout,
+        arg=[elem_id, needle],
+        timeout=timeout,
     )
 
 
@@ -43,7 +44,9 @@ def test_chat_example_counts_only_the_answer(page, server):
     page.get_by_text("Labels: which positions count").click()
     page.locator("#chat-example").click()
     wait_for_summary(page, "loss = ")
-    page.wait_for_function("() => document.querySelector('#text-input textarea, #text-input input').value.includes('assistant')")
+    page.wait_for_function(
+        "() => document.querySelector('#text-input textarea, #text-input input').value.includes('assistant')"
+    )
 
 
 def test_batch_and_shift_views(page, server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_browser import browser, page, server, tick_labels, wait_for_summary, wait_for_tick  # noqa: F401 - fixtures
+from tests.ui.test_browser import tick_labels, wait_for_summary, wait_for_tick
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -17,7 +17,8 @@ def wait_for_box(page, box_id: str, needle: str, timeout: float = LONG):
     """Wait until the read-only text box `#box_id` holds `needle`."""
     page.wait_for_function(
         "([id, n]) => { const t = document.querySelector(`#${id} textarea`); return t && t.value.includes(n); }",
-        arg=[box_id, needle], timeout=timeout,
+        arg=[box_id, needle],
+        timeout=timeout,
     )
 
 

@@ -63,9 +63,12 @@ def outlined(fig, name="target") -> list[tuple[float, float, float, float]]:
 def all_figures(analysis, style=NORMAL):
     """One of each figure."""
     return [
-        token_strip(analysis, style=style), token_strip(analysis, "rank", style=style),
-        top_k_heatmap(analysis, style=style), sentence_vocab_heatmap(analysis, style=style),
-        loss_bars(analysis, style=style), position_detail(analysis, 1, style=style),
+        token_strip(analysis, style=style),
+        token_strip(analysis, "rank", style=style),
+        top_k_heatmap(analysis, style=style),
+        sentence_vocab_heatmap(analysis, style=style),
+        loss_bars(analysis, style=style),
+        position_detail(analysis, 1, style=style),
     ]
 
 
@@ -349,7 +352,9 @@ def test_top_k_cells_cut_long_tokens_to_fit_and_the_hover_keeps_them_whole(analy
         for c, cell, hover in zip(pos.top, cells, hovers):
             shown = cell.split("<br>")[0]
             assert hover == esc(c.token.display)
-            assert shown == esc(c.token.display) if len(c.token.display) <= 4 else shown == esc(c.token.display[:3] + "…")
+            assert (
+                shown == esc(c.token.display) if len(c.token.display) <= 4 else shown == esc(c.token.display[:3] + "…")
+            )
     assert "%{customdata}" in heat.hovertemplate and any("…" in cell for row in heat.text for cell in row)
     assert plotting.cut("␣computational", 6) == "␣comp…" and plotting.cut("␣dog", 6) == "␣dog"
 

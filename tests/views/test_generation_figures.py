@@ -193,8 +193,14 @@ def test_teacher_forcing_lines_and_table(sampled):
     assert list(teacher.y) == pytest.approx(tf) and teacher.mode == "markers"
     assert list(fig.data[0].x) == [f"{i + 1}. {esc(s.token.display)}" for i, s in enumerate(sampled.steps)]
     table = forced_table(sampled, forced)
-    assert list(table.columns) == ["step", "token", "p chosen with", "model p (step by step)", "p (teacher forcing)",
-                                   "−ln p (teacher forcing)"]
+    assert list(table.columns) == [
+        "step",
+        "token",
+        "p chosen with",
+        "model p (step by step)",
+        "p (teacher forcing)",
+        "−ln p (teacher forcing)",
+    ]
     assert len(table) == 6 and list(table["token"]) == [s.token.display for s in sampled.steps]
     assert table["−ln p (teacher forcing)"].mean() == pytest.approx(forced.loss, abs=1e-3)
 

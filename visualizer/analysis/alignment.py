@@ -30,7 +30,9 @@ class Slots:
     """How many rows both sides have."""
 
     def spread(self, items: list, fill) -> list:
-        """`items` placed in their rows, `fill` in the gaps: Slots([0, 2], 3).spread(['a', 'b'], '') -> ['a', '', 'b']."""
+        """`items` placed in their rows, `fill` in the gaps.
+
+        Example: Slots([0, 2], 3).spread(['a', 'b'], '') -> ['a', '', 'b']."""
         out = [fill] * self.count
         for row, item in zip(self.rows, items):
             out[row] = item
@@ -92,8 +94,9 @@ def char_ends(text: str, ids: list[int], tokenizer) -> list[int]:
     offsets = _offset_ends(text, ids, tokenizer)
     if offsets is not None:
         return offsets
-    return [min(len(text), len(tokenizer.decode(ids[: i + 1], clean_up_tokenization_spaces=False)))
-            for i in range(len(ids))]
+    return [
+        min(len(text), len(tokenizer.decode(ids[: i + 1], clean_up_tokenization_spaces=False))) for i in range(len(ids))
+    ]
 
 
 def _offset_ends(text: str, ids: list[int], tokenizer) -> list[int] | None:
@@ -134,8 +137,9 @@ def token_ends(text: str, ids: list[int], tokenizer, pieces: list[bytes], bos: b
 def analysis_ends(analysis: Analysis) -> list[int | None]:
     """`token_ends` of the tokens an analysis fed to its model."""
     ids = analysis.input_ids
-    return token_ends(analysis.text, ids, analysis.decoder.tokenizer, analysis.decoder.bytes_of_tokens(ids),
-                      analysis.bos)
+    return token_ends(
+        analysis.text, ids, analysis.decoder.tokenizer, analysis.decoder.bytes_of_tokens(ids), analysis.bos
+    )
 
 
 def align_tokens(ends_a: list[int | None], ends_b: list[int | None]) -> Alignment:
@@ -146,8 +150,9 @@ def align_tokens(ends_a: list[int | None], ends_b: list[int | None]) -> Alignmen
 def align_positions(ends_a: list[int | None], ends_b: list[int | None]) -> Alignment:
     """Rows of positions (row j predicts token j + 1): the token rows without token 0, which no position
     predicts. A BOS on one side makes its first text token a position that the other side lacks."""
-    rows = [(None if a in (None, 0) else a - 1, None if b in (None, 0) else b - 1)
-            for a, b in pair_by_end(ends_a, ends_b)]
+    rows = [
+        (None if a in (None, 0) else a - 1, None if b in (None, 0) else b - 1) for a, b in pair_by_end(ends_a, ends_b)
+    ]
     return Alignment([row for row in rows if row != (None, None)])
 
 
@@ -167,5 +172,4 @@ def map_picks(picked, ends_from: list[int | None], ends_to: list[int | None]) ->
     """
     from_spans, to_spans = spans(ends_from), spans(ends_to)
     chosen = [from_spans[i] for i in picked if 0 <= i < len(from_spans)]
-    return tuple(j for j, (start, end) in enumerate(to_spans)
-                 if any(max(start, s) < min(end, e) for s, e in chosen))
+    return tuple(j for j, (start, end) in enumerate(to_spans) if any(max(start, s) < min(end, e) for s, e in chosen))

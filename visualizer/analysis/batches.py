@@ -166,8 +166,15 @@ def analyze_batch(
         out = lm.model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device))
     width = input_ids.shape[1]
     batch_rows = [  # out.logits: (B, T, V); row b's logits[k-1] predict its token k
-        _row(lm, text, ids, input_ids[b], attention[b], labels[b],
-             target_log_probs(out.logits[b], range(width - 1), input_ids[b, 1:].tolist()))
+        _row(
+            lm,
+            text,
+            ids,
+            input_ids[b],
+            attention[b],
+            labels[b],
+            target_log_probs(out.logits[b], range(width - 1), input_ids[b, 1:].tolist()),
+        )
         for b, (text, ids) in enumerate(zip(list(texts), rows))
     ]
     batch_loss = out.loss.item() if out.loss is not None and torch.isfinite(out.loss) else None

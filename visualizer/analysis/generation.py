@@ -164,8 +164,12 @@ class Generation:
     """
 
     def __init__(
-        self, lm: LoadedModel, prompt: str, decoding: Decoding | None = None,
-        bos: bool = False, candidates: int = SHOWN_CANDIDATES,
+        self,
+        lm: LoadedModel,
+        prompt: str,
+        decoding: Decoding | None = None,
+        bos: bool = False,
+        candidates: int = SHOWN_CANDIDATES,
     ):
         self.lm = lm
         self.prompt = prompt
@@ -253,8 +257,12 @@ class Generation:
             for i, q in zip(top_i.tolist(), top_p.tolist())
         ]
         return Step(
-            index=len(self.steps), token=self.lm.decoder.token(choice), p=p[choice].item(),
-            p_model=p_model[choice].item(), n_kept=int(kept.sum()), top=top,
+            index=len(self.steps),
+            token=self.lm.decoder.token(choice),
+            p=p[choice].item(),
+            p_model=p_model[choice].item(),
+            n_kept=int(kept.sum()),
+            top=top,
         )
 
     def to_dict(self) -> dict:
@@ -268,8 +276,12 @@ class Generation:
             "steps": [s.to_dict() for s in self.steps],
             "stop_reason": self.stop_reason,
             "decoding": {
-                "greedy": d.greedy, "temperature": d.temperature, "top_k": d.top_k, "top_p": d.top_p,
-                "seed": self.seed, "max_new_tokens": d.max_new_tokens,
+                "greedy": d.greedy,
+                "temperature": d.temperature,
+                "top_k": d.top_k,
+                "top_p": d.top_p,
+                "seed": self.seed,
+                "max_new_tokens": d.max_new_tokens,
             },
         }
 

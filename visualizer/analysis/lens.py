@@ -54,8 +54,11 @@ class LensCell:
     def to_dict(self) -> dict:
         """The JSON contract's cell object."""
         return {
-            "top": self.top.to_dict(), "p_top": self.p_top, "p_target": self.p_target,
-            "rank": self.rank, "entropy": self.entropy,
+            "top": self.top.to_dict(),
+            "p_top": self.p_top,
+            "p_target": self.p_target,
+            "rank": self.rank,
+            "entropy": self.entropy,
         }
 
 
@@ -99,7 +102,11 @@ class LogitLens:
             "layers": self.layers,
             "targets": [{"k": k, **t.to_dict()} for k, t in enumerate(self.tokens) if k > 0],
             "rows": [
-                {"layer": i, "name": self.layer_name(i), "cells": [{"k": k + 1, **c.to_dict()} for k, c in enumerate(row)]}
+                {
+                    "layer": i,
+                    "name": self.layer_name(i),
+                    "cells": [{"k": k + 1, **c.to_dict()} for k, c in enumerate(row)],
+                }
                 for i, row in enumerate(self.rows)
             ],
         }
@@ -126,7 +133,9 @@ def output_head(model: torch.nn.Module) -> torch.nn.Module:
     """The model's output head (hidden state -> logits), or LensUnsupported."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if not isinstance(head, torch.nn.Module):
-        raise LensUnsupported(f"The logit lens needs the model's output head, and this {type(model).__name__} has none.")
+        raise LensUnsupported(
+            f"The logit lens needs the model's output head, and this {type(model).__name__} has none."
+        )
     return head
 
 

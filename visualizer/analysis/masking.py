@@ -114,9 +114,7 @@ def _chat_texts(prompt: str, answer: str, tokenizer) -> tuple[str, str, bool]:
     if getattr(tokenizer, "chat_template", None):
         user = [{"role": "user", "content": prompt}]
         head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        whole = tokenizer.apply_chat_template(
-            [*user, {"role": "assistant", "content": answer}], tokenize=False
-        )
+        whole = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": answer}], tokenize=False)
         if isinstance(head, str) and isinstance(whole, str) and whole.startswith(head) and len(whole) > len(head):
             return head, whole, True
     head = PLAIN_PROMPT.format(prompt=prompt)

@@ -10,8 +10,8 @@ Pure: no gradio, no plotly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -115,8 +115,10 @@ def analyze(
     return result
 
 
-NOT_SPELLED = ("The tokens do not spell the text exactly: this model's tokenizer left out or changed some of it "
-               "(such as a character its vocabulary has no token for); the views show what the model read.")
+NOT_SPELLED = (
+    "The tokens do not spell the text exactly: this model's tokenizer left out or changed some of it "
+    "(such as a character its vocabulary has no token for); the views show what the model read."
+)
 
 
 def spells_the_text(lm: LoadedModel, text: str, ids: list[int], truncated: bool = False) -> bool:
@@ -128,8 +130,14 @@ def spells_the_text(lm: LoadedModel, text: str, ids: list[int], truncated: bool 
 
 
 def analyze_ids(
-    lm: LoadedModel, ids: list[int], labels: list[int], text: str, bos: bool = False,
-    top_k: int = 10, truncated: bool = False, measure: Callable | None = None,
+    lm: LoadedModel,
+    ids: list[int],
+    labels: list[int],
+    text: str,
+    bos: bool = False,
+    top_k: int = 10,
+    truncated: bool = False,
+    measure: Callable | None = None,
 ) -> Analysis:
     """The one forward pass over given token ids and labels (-100 = not counted).
 
@@ -191,8 +199,9 @@ def _forward(lm: LoadedModel, rows: list[list[int]]) -> torch.Tensor:
         mask[b, : len(r)] = 1
     padded = len(rows) > 1 and not bool(mask.all())
     with torch.no_grad():
-        out = lm.model(input_ids=input_ids.to(lm.device), attention_mask=mask.to(lm.device) if padded else None,
-                       use_cache=False)
+        out = lm.model(
+            input_ids=input_ids.to(lm.device), attention_mask=mask.to(lm.device) if padded else None, use_cache=False
+        )
     return out.logits.float()
 
 
@@ -209,8 +218,13 @@ def model_loss(lm: LoadedModel, logits: torch.Tensor, labels: list[int]) -> floa
     step, vocab_size = _chunk_rows(logits), logits.shape[-1]
     with torch.no_grad():
         total = sum(
-            lm.model.loss_function(logits=logits[s : s + step][None], labels=None, vocab_size=vocab_size,
-                                   num_items_in_batch=counted, shift_labels=shifted[s : s + step][None])
+            lm.model.loss_function(
+                logits=logits[s : s + step][None],
+                labels=None,
+                vocab_size=vocab_size,
+                num_items_in_batch=counted,
+                shift_labels=shifted[s : s + step][None],
+            )
             for s in range(0, logits.shape[0], step)
         )
     return total.item() if torch.isfinite(total) else None
@@ -232,8 +246,10 @@ def _position_stats(logits: torch.Tensor, targets: list[int], top_k: int, column
     tgt = torch.tensor(targets, device=device)[:, None]  # (n-1, 1)
     index = torch.tensor(columns, device=device)  # (D,)
     out = {
-        "logp": torch.empty(rows, device=device), "rank": torch.empty(rows, dtype=torch.long, device=device),
-        "ent": torch.empty(rows, device=device), "top_p": torch.empty(rows, k, device=device),
+        "logp": torch.empty(rows, device=device),
+        "rank": torch.empty(rows, dtype=torch.long, device=device),
+        "ent": torch.empty(rows, device=device),
+        "top_p": torch.empty(rows, k, device=device),
         "top_i": torch.empty(rows, k, dtype=torch.long, device=device),
         "columns_p": torch.empty(rows, len(columns), device=device),
     }
@@ -286,8 +302,12 @@ def context_text(decoder: TokenDecoder, ids: list[int], k: int) -> str:
 def _assemble(lm, text, ids, labels, stats, vocab, model_loss, truncated, bos, top_k) -> Analysis:
     """The statistics' tensors as the result's arrays, with the loss's sum and count beside the model's own loss."""
     arrays = PositionArrays(
-        p_target=stats["p"].numpy(), logp=stats["logp"].numpy(), rank=stats["rank"].numpy(),
-        entropy=stats["ent"].numpy(), top_p=stats["top_p"].numpy(), top_ids=stats["top_i"].numpy(),
+        p_target=stats["p"].numpy(),
+        logp=stats["logp"].numpy(),
+        rank=stats["rank"].numpy(),
+        entropy=stats["ent"].numpy(),
+        top_p=stats["top_p"].numpy(),
+        top_ids=stats["top_i"].numpy(),
         counted=(torch.tensor(labels[1:]) != IGNORE_INDEX).numpy(),  # (n-1,)
     )
     counted = [loss for loss in arrays.losses() if loss is not None]

@@ -183,8 +183,10 @@ def contexts(decoder: TokenDecoder, ids: list[int]) -> list[str]:
     pieces = decoder.bytes_of_tokens(ids)
     ends = list(accumulate(map(len, pieces), initial=0))  # ends[k]: bytes of input_ids[:k]
     data = b"".join(pieces)
-    return [("…" if k > CONTEXT_TOKENS else "") + readable(data[ends[max(0, k - CONTEXT_TOKENS)] : ends[k]])
-            for k in range(1, len(ids))]
+    return [
+        ("…" if k > CONTEXT_TOKENS else "") + readable(data[ends[max(0, k - CONTEXT_TOKENS)] : ends[k]])
+        for k in range(1, len(ids))
+    ]
 
 
 class Positions(Sequence):
@@ -216,9 +218,16 @@ class Positions(Sequence):
         arrays = self._arrays
         counted = bool(arrays.counted[j])
         top = [Candidate(t, p) for t, p in zip(self._decoder.tokens(arrays.top_ids[j]), arrays.top_p[j].tolist())]
-        return Position(k=j + 1, context=self._contexts[j], target=self._tokens[j + 1],
-                        p_target=float(arrays.p_target[j]), rank=int(arrays.rank[j]),
-                        loss=-float(arrays.logp[j]) if counted else None, entropy=float(arrays.entropy[j]), top=top)
+        return Position(
+            k=j + 1,
+            context=self._contexts[j],
+            target=self._tokens[j + 1],
+            p_target=float(arrays.p_target[j]),
+            rank=int(arrays.rank[j]),
+            loss=-float(arrays.logp[j]) if counted else None,
+            entropy=float(arrays.entropy[j]),
+            top=top,
+        )
 
 
 @dataclass
@@ -311,11 +320,27 @@ class Analysis:
                 hit = made[token_id] = self.decoder.token(token_id).to_dict()
             return hit
 
-        rows = zip(self.contexts, self.input_ids[1:], arrays.p_target.tolist(), arrays.rank.tolist(),
-                   arrays.losses(), arrays.entropy.tolist(), arrays.top_ids.tolist(), arrays.top_p.tolist())
+        rows = zip(
+            self.contexts,
+            self.input_ids[1:],
+            arrays.p_target.tolist(),
+            arrays.rank.tolist(),
+            arrays.losses(),
+            arrays.entropy.tolist(),
+            arrays.top_ids.tolist(),
+            arrays.top_p.tolist(),
+        )
         return [
-            {"k": k, "context": context, "target": dict(token_dict(target)), "p_target": p, "rank": rank,
-             "loss": loss, "masked": loss is None, "entropy": entropy,
-             "top": [{**token_dict(i), "p": q} for i, q in zip(top_ids, top_p)]}
+            {
+                "k": k,
+                "context": context,
+                "target": dict(token_dict(target)),
+                "p_target": p,
+                "rank": rank,
+                "loss": loss,
+                "masked": loss is None,
+                "entropy": entropy,
+                "top": [{**token_dict(i), "p": q} for i, q in zip(top_ids, top_p)],
+            }
             for k, (context, target, p, rank, loss, entropy, top_ids, top_p) in enumerate(rows, start=1)
         ]

@@ -150,7 +150,18 @@ def double_shift(text: str, lm: LoadedModel, bos: bool = False, max_tokens: int 
     )
     notices = [] if wrong_loss is not None else ["Two tokens leave nothing for the double shift to score."]
     return ShiftComparison(
-        DOUBLE_SHIFT, lm.name, text, tokens, list(ids), wrong_labels, rows, loss, wrong_loss, n - 2, explanation, notices
+        DOUBLE_SHIFT,
+        lm.name,
+        text,
+        tokens,
+        list(ids),
+        wrong_labels,
+        rows,
+        loss,
+        wrong_loss,
+        n - 2,
+        explanation,
+        notices,
     )
 
 
@@ -168,8 +179,17 @@ def off_by_one(text: str, lm: LoadedModel, bos: bool = False, max_tokens: int | 
         "token k is logits[k-1]."
     )
     return ShiftComparison(
-        OFF_BY_ONE, lm.name, text, tokens, list(ids), list(ids), rows, loss, sum(wrong) / len(wrong),
-        len(wrong), explanation,
+        OFF_BY_ONE,
+        lm.name,
+        text,
+        tokens,
+        list(ids),
+        list(ids),
+        rows,
+        loss,
+        sum(wrong) / len(wrong),
+        len(wrong),
+        explanation,
     )
 
 

@@ -13,8 +13,8 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -200,8 +200,10 @@ def train_on_text(
     seed = validate_seed(seed)
     ids, labels = _inputs(text, lm, mask_first, masked, bos, max_tokens)
     if not slots.acquire(wait_s):
-        raise InputError(f"{slots.size} training run{'s are' if slots.size > 1 else ' is'} in progress, the most "
-                         "this server runs at once; try again in a moment.")
+        raise InputError(
+            f"{slots.size} training run{'s are' if slots.size > 1 else ' is'} in progress, the most "
+            "this server runs at once; try again in a moment."
+        )
     try:
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
@@ -215,8 +217,18 @@ def train_on_text(
     taken = len(history) - 1
     trained = LoadedModel(f"{lm.name} (trained {taken} steps)", model, lm.tokenizer, lm.decoder, "trained")
     return TrainingRun(
-        lm.name, text, lm.decoder.tokens(ids), labels, optimizer, lr, steps, history,
-        time.perf_counter() - start, seed, trained, notices,
+        lm.name,
+        text,
+        lm.decoder.tokens(ids),
+        labels,
+        optimizer,
+        lr,
+        steps,
+        history,
+        time.perf_counter() - start,
+        seed,
+        trained,
+        notices,
     )
 
 
@@ -232,28 +244,42 @@ class BeforeAfter:
         """The CLI's JSON: the run's settings, the loss before each update, and both analyses."""
         run = self.run
         return {
-            "model": run.model, "text": run.text, "steps": run.steps, "steps_taken": len(run.history) - 1,
-            "optimizer": run.optimizer, "lr": run.lr, "seed": run.seed, "losses": run.losses_before_updates,
-            "notices": run.notices, "before": self.before.to_dict(sentence_vocab=sentence_vocab),
+            "model": run.model,
+            "text": run.text,
+            "steps": run.steps,
+            "steps_taken": len(run.history) - 1,
+            "optimizer": run.optimizer,
+            "lr": run.lr,
+            "seed": run.seed,
+            "losses": run.losses_before_updates,
+            "notices": run.notices,
+            "before": self.before.to_dict(sentence_vocab=sentence_vocab),
             "after": self.after.to_dict(sentence_vocab=sentence_vocab),
         }
 
 
 def train_before_after(
-    text: str, lm: LoadedModel, top_k: int = 10, mask_first: int = 0, masked=(), bos: bool = False,
-    max_tokens: int | None = None, max_top_k: int = 50, **training,
+    text: str,
+    lm: LoadedModel,
+    top_k: int = 10,
+    mask_first: int = 0,
+    masked=(),
+    bos: bool = False,
+    max_tokens: int | None = None,
+    max_top_k: int = 50,
+    **training,
 ) -> BeforeAfter:
     """Analyse the text, train a copy on it (`training`: train_on_text's options), analyse it again with the copy.
 
     The options are checked before any forward pass, so a bad one costs nothing."""
     validate_options(training.get("steps", DEFAULT_STEPS), training.get("optimizer", "adamw"), training.get("lr"))
     validate_seed(training.get("seed", 0))
-    before = analyze(text, lm, top_k=top_k, mask_first=mask_first, masked=masked, bos=bos, max_tokens=max_tokens,
-                     max_top_k=max_top_k)
+    before = analyze(
+        text, lm, top_k=top_k, mask_first=mask_first, masked=masked, bos=bos, max_tokens=max_tokens, max_top_k=max_top_k
+    )
     skipped = [i for i, label in enumerate(before.labels) if label == IGNORE_INDEX]
     run = train_on_text(text, lm, masked=skipped, bos=bos, max_tokens=max_tokens, **training)
-    after = analyze(text, run.trained, top_k=top_k, masked=skipped, bos=bos, max_tokens=max_tokens,
-                    max_top_k=max_top_k)
+    after = analyze(text, run.trained, top_k=top_k, masked=skipped, bos=bos, max_tokens=max_tokens, max_top_k=max_top_k)
     return BeforeAfter(run, before, after)
 
 

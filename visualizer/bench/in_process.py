@@ -49,10 +49,20 @@ def bench_analysis(lm, plan: Plan) -> dict:
         text = text_of_tokens(lm.tokenizer, n)
         forward, _ = forward_fn(lm, text)
         measure, tensor_s = timed_measure()
-        t = paired({"forward": forward, "analyze": lambda: analyze(text, lm, top_k=10, measure=measure),
-                    "tokenize": lambda: lm.tokenizer(text, add_special_tokens=False)}, repeats)
-        row = out["lengths"][str(n)] = _pair_result(t, "analyze", TARGETS["analysis_ratio_short" if n < 64 else "analysis_ratio"])
-        row["outside_tensor_work_s"] = spread([a - m for a, m in zip(t["analyze"], tensor_s[-repeats:])])  # after the warm-up
+        t = paired(
+            {
+                "forward": forward,
+                "analyze": lambda text=text, measure=measure: analyze(text, lm, top_k=10, measure=measure),
+                "tokenize": lambda text=text: lm.tokenizer(text, add_special_tokens=False),
+            },
+            repeats,
+        )
+        row = out["lengths"][str(n)] = _pair_result(
+            t, "analyze", TARGETS["analysis_ratio_short" if n < 64 else "analysis_ratio"]
+        )
+        row["outside_tensor_work_s"] = spread(
+            [a - m for a, m in zip(t["analyze"], tensor_s[-repeats:])]
+        )  # after the warm-up
         row["tokenize_s"] = spread(t["tokenize"])  # part of the work outside: text to ids
     for n in _fit(lm, plan.prefix_lengths):
         forward, ids = forward_fn(lm, text_of_tokens(lm.tokenizer, n))
@@ -75,5 +85,10 @@ def _fit(lm, lengths) -> list[int]:
 def _pair_result(t: dict, name: str, target: float | None) -> dict:
     """Both sides' times and their repeat-by-repeat ratio, with the target and whether it is met."""
     ratio = spread(ratios(t[name], t["forward"]))
-    return {"forward_s": spread(t["forward"]), f"{name}_s": spread(t[name]), "ratio": ratio,
-            "target": target, "met": None if target is None else ratio["median"] <= target}
+    return {
+        "forward_s": spread(t["forward"]),
+        f"{name}_s": spread(t[name]),
+        "ratio": ratio,
+        "target": target,
+        "met": None if target is None else ratio["median"] <= target,
+    }

@@ -1,4 +1,5 @@
-"""Sections load and memory: concurrent clients beside one, shared forward passes, the server's memory over many requests."""
+"""Sections load and memory: concurrent clients beside one, shared forward passes, the server's memory over
+many requests."""
 
 from __future__ import annotations
 
@@ -37,9 +38,17 @@ def _load_result(replies: list[Reply], wall: float, planned: int) -> dict:
     """Requests per second, p50/p95 latency and the errors of one load run."""
     ok = [r.seconds for r in replies if r.ok]
     errors = [r.error for r in replies if not r.ok]
-    return {"requests": len(replies), "planned": planned, "errors": len(errors), "first_error": errors[0] if errors else "",
-            "wall_s": wall, "rps": len(ok) / wall, "p50_s": percentile(ok, 50) if ok else None,
-            "p95_s": percentile(ok, 95) if ok else None, "max_s": max(ok, default=None)}
+    return {
+        "requests": len(replies),
+        "planned": planned,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "wall_s": wall,
+        "rps": len(ok) / wall,
+        "p50_s": percentile(ok, 50) if ok else None,
+        "p95_s": percentile(ok, 95) if ok else None,
+        "max_s": max(ok, default=None),
+    }
 
 
 def bench_load(lm, server: Server, plan: Plan) -> dict:
@@ -50,11 +59,24 @@ def bench_load(lm, server: Server, plan: Plan) -> dict:
     batching = bench_batching(lm, texts[: plan.clients], plan.prefix_repeats)
     throughput = many["rps"] / single["rps"] if single["rps"] else None
     tail = many["p95_s"] / single["p50_s"] if single["p50_s"] and many["p95_s"] else None
-    met = (many["errors"] == single["errors"] == 0 and many["requests"] == many["planned"]
-           and throughput is not None and throughput >= TARGETS["load_throughput_ratio"]
-           and tail is not None and tail <= TARGETS["load_p95_over_single_p50"])
-    return {"single": single, "concurrent": many, "clients": plan.clients, "tokens": plan.load_tokens,
-            "throughput_ratio": throughput, "p95_over_single_p50": tail, "met": met, "batching": batching}
+    met = (
+        many["errors"] == single["errors"] == 0
+        and many["requests"] == many["planned"]
+        and throughput is not None
+        and throughput >= TARGETS["load_throughput_ratio"]
+        and tail is not None
+        and tail <= TARGETS["load_p95_over_single_p50"]
+    )
+    return {
+        "single": single,
+        "concurrent": many,
+        "clients": plan.clients,
+        "tokens": plan.load_tokens,
+        "throughput_ratio": throughput,
+        "p95_over_single_p50": tail,
+        "met": met,
+        "batching": batching,
+    }
 
 
 def bench_batching(lm, texts: list[str], repeats: int) -> dict:
@@ -74,8 +96,12 @@ def bench_batching(lm, texts: list[str], repeats: int) -> dict:
             lm.model(ids)
 
     t = paired({"one_by_one": one_by_one, "batched": batched}, repeats)
-    return {"texts": len(texts), "one_by_one_s": spread(t["one_by_one"]), "batched_s": spread(t["batched"]),
-            "speedup": spread(ratios(t["one_by_one"], t["batched"]))}
+    return {
+        "texts": len(texts),
+        "one_by_one_s": spread(t["one_by_one"]),
+        "batched_s": spread(t["batched"]),
+        "speedup": spread(ratios(t["one_by_one"], t["batched"])),
+    }
 
 
 def bench_memory(lm, server: Server, plan: Plan) -> dict:
@@ -92,11 +118,18 @@ def bench_memory(lm, server: Server, plan: Plan) -> dict:
     for page in pages:
         page.close()
     peak, growth = server.peak_rss() / MB, (steps[-1][1] - steps[0][1]) / MB
-    return {"peak_rss_mb": peak, "baseline_rss_mb": steps[0][1] / MB, "growth_mb": growth, "requests": steps[-1][0],
-            "sessions": len(pages), "errors": sum(not r.ok for r in replies),
-            "rss_mb_after_requests": {str(n): rss / MB for n, rss in steps},
-            "target_peak_mb": TARGETS["peak_rss_mb"], "target_growth_mb": TARGETS["rss_growth_mb"],
-            "met": peak <= TARGETS["peak_rss_mb"] and growth <= TARGETS["rss_growth_mb"]}
+    return {
+        "peak_rss_mb": peak,
+        "baseline_rss_mb": steps[0][1] / MB,
+        "growth_mb": growth,
+        "requests": steps[-1][0],
+        "sessions": len(pages),
+        "errors": sum(not r.ok for r in replies),
+        "rss_mb_after_requests": {str(n): rss / MB for n, rss in steps},
+        "target_peak_mb": TARGETS["peak_rss_mb"],
+        "target_growth_mb": TARGETS["rss_growth_mb"],
+        "met": peak <= TARGETS["peak_rss_mb"] and growth <= TARGETS["rss_growth_mb"],
+    }
 
 
 def _requests(pages: list[PageClient], texts: list[str], each: int, seconds: float) -> list[Reply]:
@@ -104,8 +137,9 @@ def _requests(pages: list[PageClient], texts: list[str], each: int, seconds: flo
     deadline = time.perf_counter() + seconds
 
     def one(c: int) -> list[Reply]:
-        return [pages[c].analyze(texts[(c * each + r) % len(texts)]) for r in range(each)
-                if time.perf_counter() < deadline]
+        return [
+            pages[c].analyze(texts[(c * each + r) % len(texts)]) for r in range(each) if time.perf_counter() < deadline
+        ]
 
     with ThreadPoolExecutor(len(pages)) as pool:
         return [reply for batch in pool.map(one, range(len(pages))) for reply in batch]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -23,8 +24,13 @@ def long_probe(model: str, tokens: str) -> dict:
     text = text_of_tokens(lm.tokenizer, n)
     forward, _ = forward_fn(lm, text)
     analyze(text_of_tokens(lm.tokenizer, 16), lm)  # warm-up on a short text
-    out = {"tokens": n, "vocab": lm.model.config.vocab_size, "rss_model_mb": _rss() / MB,
-           "full_logits_mb": n * lm.model.config.vocab_size * 4 / MB, "device": str(lm.device)}
+    out = {
+        "tokens": n,
+        "vocab": lm.model.config.vocab_size,
+        "rss_model_mb": _rss() / MB,
+        "full_logits_mb": n * lm.model.config.vocab_size * 4 / MB,
+        "device": str(lm.device),
+    }
     for name, fn in (("analyze", lambda: out.__setitem__("result", analyze(text, lm, top_k=10))), ("forward", forward)):
         _reset_peak()
         out[f"{name}_s"] = timed(fn)
@@ -62,10 +68,8 @@ def _reset_peak() -> None:
     """Start a new peak-memory window: Linux clear_refs for VmHWM, and CUDA's peak counter."""
     import torch
 
-    try:
+    with contextlib.suppress(OSError):  # not Linux, or not allowed: the peak then counts from the start
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 

@@ -42,14 +42,33 @@ class Plan:
 
 
 FULL = Plan()
-QUICK = Plan(lengths=(8, 16, 32), prefix_lengths=(8,), repeats=(3, 3, 3), prefix_repeats=2, e2e_lengths=(8, 32),
-             e2e_repeats=3, payload_lengths=(32, 60), clients=4, requests=3, load_tokens=16, memory_requests=12,
-             long_tokens=60, warm_starts=2, section_seconds=30.0)
+QUICK = Plan(
+    lengths=(8, 16, 32),
+    prefix_lengths=(8,),
+    repeats=(3, 3, 3),
+    prefix_repeats=2,
+    e2e_lengths=(8, 32),
+    e2e_repeats=3,
+    payload_lengths=(32, 60),
+    clients=4,
+    requests=3,
+    load_tokens=16,
+    memory_requests=12,
+    long_tokens=60,
+    warm_starts=2,
+    section_seconds=30.0,
+)
 
 TARGETS = {
-    "analysis_ratio_short": 1.3, "analysis_ratio": 1.15, "e2e_added_s": 0.150, "payload_kb": 400,
-    "warm_start_s": 8.0, "load_throughput_ratio": 1.0, "load_p95_over_single_p50": 16.0,
-    "peak_rss_mb": 1500, "rss_growth_mb": 50,
+    "analysis_ratio_short": 1.3,
+    "analysis_ratio": 1.15,
+    "e2e_added_s": 0.150,
+    "payload_kb": 400,
+    "warm_start_s": 8.0,
+    "load_throughput_ratio": 1.0,
+    "load_p95_over_single_p50": 16.0,
+    "peak_rss_mb": 1500,
+    "rss_growth_mb": 50,
 }
 
 
@@ -93,7 +112,7 @@ def paired(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
             fns[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             times[name].append(timed(fns[name]))
     return times
 

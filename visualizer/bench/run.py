@@ -50,9 +50,15 @@ def machine() -> dict:
     from ..model.loading import pick_device
 
     device = pick_device()
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": str(device),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -153,34 +159,75 @@ def verdicts(results: dict) -> list[dict]:
     e2e = results.get("e2e") or {}
     for n, r in e2e.get("lengths", {}).items():
         target = r.get("target_added_s")
-        add(f"API request - forward, {n} tokens", r["api_added_s"]["median"], f"<= {target}" if target else "-",
-            r.get("met"), "s")
+        add(
+            f"API request - forward, {n} tokens",
+            r["api_added_s"]["median"],
+            f"<= {target}" if target else "-",
+            r.get("met"),
+            "s",
+        )
         add(f"page request - forward, {n} tokens", r["page_added_s"]["median"], "-", None, "s")
     for n, r in e2e.get("payload", {}).items():
-        add(f"figures' JSON received, {n} tokens", r["figures_kb"], f"<= {r['target_kb']}" if n == max(e2e["payload"], key=int) else "-",
-            r["met"] if n == max(e2e["payload"], key=int) else None, "KB")
+        add(
+            f"figures' JSON received, {n} tokens",
+            r["figures_kb"],
+            f"<= {r['target_kb']}" if n == max(e2e["payload"], key=int) else "-",
+            r["met"] if n == max(e2e["payload"], key=int) else None,
+            "KB",
+        )
     start = results.get("startup") or {}
     if "warm" in start:
         add("start to first analysis, cold cache", start["cold"]["first_analysis_s"], "-", None, "s")
-        add(f"start to first analysis, warm cache (median of {len(start['warm']['starts'])})",
-            start["warm"]["first_analysis_s"], f"<= {start['warm']['target_s']}", start["warm"]["met"], "s")
+        add(
+            f"start to first analysis, warm cache (median of {len(start['warm']['starts'])})",
+            start["warm"]["first_analysis_s"],
+            f"<= {start['warm']['target_s']}",
+            start["warm"]["met"],
+            "s",
+        )
     load = results.get("load") or {}
     if "single" in load:
-        add(f"throughput, {load['clients']} clients / 1 client", load["throughput_ratio"], ">= 1.0",
-            load["throughput_ratio"] >= TARGETS["load_throughput_ratio"], "x")
-        add(f"p95 with {load['clients']} clients / single p50", load["p95_over_single_p50"], "<= 16",
-            load["p95_over_single_p50"] <= TARGETS["load_p95_over_single_p50"], "x")
+        add(
+            f"throughput, {load['clients']} clients / 1 client",
+            load["throughput_ratio"],
+            ">= 1.0",
+            load["throughput_ratio"] >= TARGETS["load_throughput_ratio"],
+            "x",
+        )
+        add(
+            f"p95 with {load['clients']} clients / single p50",
+            load["p95_over_single_p50"],
+            "<= 16",
+            load["p95_over_single_p50"] <= TARGETS["load_p95_over_single_p50"],
+            "x",
+        )
         add("errors under load", load["concurrent"]["errors"], "0", load["concurrent"]["errors"] == 0)
     mem = results.get("memory") or {}
     if "peak_rss_mb" in mem:
-        add("server peak RSS", mem["peak_rss_mb"], f"<= {mem['target_peak_mb']}", mem["peak_rss_mb"] <= mem["target_peak_mb"], "MB")
-        add(f"RSS growth over {mem['requests']} requests", mem["growth_mb"], f"<= {mem['target_growth_mb']}",
-            mem["growth_mb"] <= mem["target_growth_mb"], "MB")
+        add(
+            "server peak RSS",
+            mem["peak_rss_mb"],
+            f"<= {mem['target_peak_mb']}",
+            mem["peak_rss_mb"] <= mem["target_peak_mb"],
+            "MB",
+        )
+        add(
+            f"RSS growth over {mem['requests']} requests",
+            mem["growth_mb"],
+            f"<= {mem['target_growth_mb']}",
+            mem["growth_mb"] <= mem["target_growth_mb"],
+            "MB",
+        )
     long = results.get("long") or {}
     if "tokens" in long:
         add(f"{long['tokens']}-token text: analyze time", long["analyze_s"], "completes", True, "s")
         add(f"{long['tokens']}-token text: peak RSS", long["analyze_peak_rss_mb"], "no OOM", True, "MB")
-        add(f"{long['tokens']}-token text: logits kept in result", int(long["result_holds_vocab_rows"]), "0", long["met"])
+        add(
+            f"{long['tokens']}-token text: logits kept in result",
+            int(long["result_holds_vocab_rows"]),
+            "0",
+            long["met"],
+        )
     return rows
 
 
@@ -190,7 +237,9 @@ def table(results: dict) -> str:
     lines = [f"{'figure':<58} {'value':>12} {'target':>11}  met"]
     for r in rows:
         value = r["value"]
-        shown = "n/a" if value is None else f"{value:.3f}{r['unit']}" if isinstance(value, float) else f"{value}{r['unit']}"
+        shown = (
+            "n/a" if value is None else f"{value:.3f}{r['unit']}" if isinstance(value, float) else f"{value}{r['unit']}"
+        )
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
         lines.append(f"{r['figure']:<58} {shown:>12} {r['target']:>11}  {met}")
     for name in SECTIONS:
@@ -203,8 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m visualizer.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts (for tests and a first look)")
-    parser.add_argument("--out", default="bench-results/bench.json", help="where to write the JSON (default %(default)s)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
+    parser.add_argument(
+        "--out", default="bench-results/bench.json", help="where to write the JSON (default %(default)s)"
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS)
+    )
     parser.add_argument("--model", help="model to measure (default: the bundled one)")
     return parser
 
@@ -225,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         results = run(sections, model, QUICK if args.quick else FULL, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results.update(command="python -m visualizer.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-                   mode="quick" if args.quick else "full", seconds=time.time() - started,
-                   date=time.strftime("%Y-%m-%d %H:%M:%S %z"))
+    results.update(
+        command="python -m visualizer.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        mode="quick" if args.quick else "full",
+        seconds=time.time() - started,
+        date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    )
     results["verdicts"] = verdicts(results)
     print(table(results))
     out = Path(args.out)

@@ -40,20 +40,29 @@ class Server:
     def __init__(self, model: str, cache: Path, log: Path):
         self.port, self.log = free_port(), log
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-                    "VISUALIZER_CACHE": str(cache), "VISUALIZER_MODEL": model, "VISUALIZER_MODELS": model,
-                    "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(self.port),
+            "VISUALIZER_CACHE": str(cache),
+            "VISUALIZER_MODEL": model,
+            "VISUALIZER_MODELS": model,
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         """Launch the process and begin sampling its RSS (the clock for start-up starts here)."""
         self.started = time.perf_counter()
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         threading.Thread(target=self._sample, daemon=True).start()
         return self
 
@@ -106,7 +115,7 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -146,8 +155,13 @@ class PageClient:
         """Run the page's analysis of `text` and wait for its result."""
         data = list(self.defaults)
         data[self.text_at] = text
-        body = {"data": data, "fn_index": self.fn_index, "trigger_id": self.trigger,
-                "session_hash": self.session, "event_data": None}
+        body = {
+            "data": data,
+            "fn_index": self.fn_index,
+            "trigger_id": self.trigger,
+            "session_hash": self.session,
+            "event_data": None,
+        }
         start = time.perf_counter()
         try:
             joined = self.http.post(f"{self.url}{self.prefix}/queue/join", json=body)
@@ -166,13 +180,14 @@ class PageClient:
                 size, buf = size + len(chunk), buf + chunk
                 while b"\n\n" in buf:
                     raw, buf = buf.split(b"\n\n", 1)
-                    msg = json.loads(raw.decode()[len("data:"):]) if raw.startswith(b"data:") else {}
+                    msg = json.loads(raw.decode()[len("data:") :]) if raw.startswith(b"data:") else {}
                     if msg.get("msg") == "process_completed" and msg.get("event_id") == event_id:
                         seconds = time.perf_counter() - start
                         output = msg.get("output") or {}
                         ok = bool(msg.get("success")) and not str(_summary(output)).startswith("⚠")
-                        return Reply(seconds, ok, size, figure_bytes(output.get("data") or []),
-                                     "" if ok else str(output)[:300])
+                        return Reply(
+                            seconds, ok, size, figure_bytes(output.get("data") or []), "" if ok else str(output)[:300]
+                        )
         raise RuntimeError("the event stream ended without a result")
 
     def close(self) -> None:

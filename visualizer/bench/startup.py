@@ -36,10 +36,16 @@ def _warm_summary(starts: list[dict]) -> dict:
     """Median seconds to listening and to the first analysis over several warm starts, with their spread."""
     first = [s["first_analysis_s"] for s in starts]
     ok = all(s["ok"] for s in starts)
-    return {"first_analysis_s": statistics.median(first), "listening_s": statistics.median(s["listening_s"] for s in starts),
-            "first_analysis_spread": spread(first), "starts": starts, "ok": ok,
-            "error": next((s["error"] for s in starts if not s["ok"]), ""), "target_s": TARGETS["warm_start_s"],
-            "met": ok and statistics.median(first) <= TARGETS["warm_start_s"]}
+    return {
+        "first_analysis_s": statistics.median(first),
+        "listening_s": statistics.median(s["listening_s"] for s in starts),
+        "first_analysis_spread": spread(first),
+        "starts": starts,
+        "ok": ok,
+        "error": next((s["error"] for s in starts if not s["ok"]), ""),
+        "target_s": TARGETS["warm_start_s"],
+        "met": ok and statistics.median(first) <= TARGETS["warm_start_s"],
+    }
 
 
 def _first_analysis(server: Server, keep: bool) -> tuple[dict, Server]:
@@ -53,8 +59,12 @@ def _first_analysis(server: Server, keep: bool) -> tuple[dict, Server]:
     except BaseException:
         server.stop()
         raise
-    result = {"first_analysis_s": time.perf_counter() - server.started, "listening_s": listening,
-              "ok": reply.ok, "error": reply.error}
+    result = {
+        "first_analysis_s": time.perf_counter() - server.started,
+        "listening_s": listening,
+        "ok": reply.ok,
+        "error": reply.error,
+    }
     if not keep:
         server.stop()
     return result, server
@@ -87,8 +97,9 @@ def startup_probe(model: str, cache: str, scratch: str) -> dict:
     lap("import_app_s")
     demo = app.build_demo().queue(default_concurrency_limit=1)
     lap("build_page_s")
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.launch_options())
+    demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **app.launch_options()
+    )
     lap("launch_server_s")
     demo.close()
     os.environ["VISUALIZER_CACHE"] = cache
@@ -125,10 +136,18 @@ def run_probe(name: str, *args: str) -> dict:
     """Run `visualizer.bench.<module>.<function>(*args)`, named "module.function", in a fresh interpreter;
     its JSON result (last stdout line)."""
     module, function = name.split(".")
-    code = (f"import json, sys; from visualizer.bench import {module}; "
-            f"print(json.dumps({module}.{function}(*sys.argv[1:])))")
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        f"import json, sys; from visualizer.bench import {module}; "
+        f"print(json.dumps({module}.{function}(*sys.argv[1:])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

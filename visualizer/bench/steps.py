@@ -47,9 +47,13 @@ def generation_steps(lm: LoadedModel, new_tokens: int = 200, window: int = 20) -
         _sync()
         times.append(time.perf_counter() - start)
     ids = gen.ids
-    early, late = times[1:window + 1], times[-window:]  # step 0 reads the whole prompt
-    result = {"steps": len(times), "prompt_tokens": len(gen.prompt_ids),
-              "cached_step_s_early": statistics.median(early), "cached_step_s_late": statistics.median(late)}
+    early, late = times[1 : window + 1], times[-window:]  # step 0 reads the whole prompt
+    result = {
+        "steps": len(times),
+        "prompt_tokens": len(gen.prompt_ids),
+        "cached_step_s_early": statistics.median(early),
+        "cached_step_s_late": statistics.median(late),
+    }
     for name, length in (("early", len(gen.prompt_ids) + window), ("late", len(ids))):
         full = _median_forward(lm, ids[:length])
         result[f"uncached_pass_s_{name}"] = full
@@ -79,7 +83,7 @@ class PeakRSS:
         self._process = psutil.Process()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.peak = self._process.memory_info().rss
         self._thread.start()
         return self
@@ -103,9 +107,13 @@ def training_steps(lm: LoadedModel, steps: int = 10) -> dict:
         start = time.perf_counter()
         run = train_on_text("the dog likes food", lm, steps=steps)
         seconds = time.perf_counter() - start
-    result = {"steps": len(run.history) - 1, "seconds_per_step": seconds / steps,
-              "peak_extra_rss_gb": (rss.peak - before) / 1e9, "loss_before": run.losses[0],
-              "loss_after": run.losses[-1]}
+    result = {
+        "steps": len(run.history) - 1,
+        "seconds_per_step": seconds / steps,
+        "peak_extra_rss_gb": (rss.peak - before) / 1e9,
+        "loss_before": run.losses[0],
+        "loss_after": run.losses[-1],
+    }
     if torch.cuda.is_available():
         result["peak_cuda_gb"] = torch.cuda.max_memory_allocated() / 1e9
     return result
@@ -120,15 +128,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lm = load_model(args.model)
     report = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "device": str(lm.device), "threads": torch.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "device": str(lm.device),
+            "threads": torch.get_num_threads(),
+        },
         "model": args.model,
         "generation": generation_steps(lm, 20 if args.quick else 200, 5 if args.quick else 20),
         "training": training_steps(lm, 2 if args.quick else 10),
     }
     for section in ("generation", "training"):
         for key, value in report[section].items():
-            print(f"{section:<11} {key:<28} {value:.4g}" if isinstance(value, float) else f"{section:<11} {key:<28} {value}")
+            print(
+                f"{section:<11} {key:<28} {value:.4g}"
+                if isinstance(value, float)
+                else f"{section:<11} {key:<28} {value}"
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")

@@ -11,13 +11,20 @@ def register(commands, settings: Settings) -> None:
     parser = commands.add_parser("analyze", help="per-position predictions and loss of one or more texts")
     parser.add_argument("texts", nargs="+", metavar="TEXT", help="text to analyse (several allowed)")
     add_model_argument(parser, settings)
-    parser.add_argument("--top-k", type=int, default=settings.top_k, help="candidates per position (default %(default)s)")
+    parser.add_argument(
+        "--top-k", type=int, default=settings.top_k, help="candidates per position (default %(default)s)"
+    )
     parser.add_argument("--mask-first", type=int, default=0, metavar="N", help="set the first N labels to -100")
-    parser.add_argument("--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100")
+    parser.add_argument(
+        "--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100"
+    )
     parser.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is scored too")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    parser.add_argument("--no-sentence-vocab", action="store_true",
-                        help="json: leave out the walkthrough's table (it grows with positions x distinct tokens)")
+    parser.add_argument(
+        "--no-sentence-vocab",
+        action="store_true",
+        help="json: leave out the walkthrough's table (it grows with positions x distinct tokens)",
+    )
     parser.set_defaults(run=run_analyze)
 
 
@@ -32,10 +39,18 @@ def run_analyze(args, settings: Settings, out) -> None:
     validate_top_k(args.top_k, settings.max_top_k)
     lm = load_model(args.model)
     results = [
-        analyze(text, lm, top_k=args.top_k, mask_first=args.mask_first, bos=args.bos,
-                masked=mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
-                if args.mask_until is not None else (),
-                max_tokens=settings.max_tokens, max_top_k=settings.max_top_k)
+        analyze(
+            text,
+            lm,
+            top_k=args.top_k,
+            mask_first=args.mask_first,
+            bos=args.bos,
+            masked=mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
+            if args.mask_until is not None
+            else (),
+            max_tokens=settings.max_tokens,
+            max_top_k=settings.max_top_k,
+        )
         for text in texts
     ]
     if args.format == "json":

@@ -21,7 +21,8 @@ class _Parser(argparse.ArgumentParser):
 def add_model_argument(parser: argparse.ArgumentParser, settings: Settings) -> None:
     """The shared --model option."""
     parser.add_argument(
-        "--model", default=settings.model,
+        "--model",
+        default=settings.model,
         help="bundled name, local directory, .gguf file or hub id (default %(default)s; env VISUALIZER_MODEL)",
     )
 

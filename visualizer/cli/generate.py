@@ -19,19 +19,33 @@ SHOWN_IN_TABLE = 5
 
 def register(commands, settings: Settings) -> None:
     """Add the `generate` subcommand to the CLI's subparsers."""
-    parser = commands.add_parser("generate", help="generate a continuation one token at a time, with each step's choice")
+    parser = commands.add_parser(
+        "generate", help="generate a continuation one token at a time, with each step's choice"
+    )
     parser.add_argument("prompt", metavar="PROMPT", help="text to continue")
     add_model_argument(parser, settings)
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, metavar="N",
-                        help=f"most new tokens, 1..{MAX_NEW_TOKENS} (default %(default)s); stops earlier at EOS")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_NEW_TOKENS,
+        metavar="N",
+        help=f"most new tokens, 1..{MAX_NEW_TOKENS} (default %(default)s); stops earlier at EOS",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="always take the most likely token (the default)")
     mode.add_argument("--temperature", type=float, metavar="T", help="sample, dividing the logits by T (> 0)")
     parser.add_argument("--top-k", type=int, metavar="K", help="keep only the K most likely tokens")
-    parser.add_argument("--top-p", type=float, metavar="P", help="keep the fewest likeliest tokens whose p adds up to >= P")
+    parser.add_argument(
+        "--top-p", type=float, metavar="P", help="keep the fewest likeliest tokens whose p adds up to >= P"
+    )
     parser.add_argument("--seed", type=int, metavar="S", help="seed of the sampling RNG, to repeat a run")
-    parser.add_argument("--candidates", type=int, default=settings.top_k, metavar="N",
-                        help="candidates recorded per step (default %(default)s)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=settings.top_k,
+        metavar="N",
+        help="candidates recorded per step (default %(default)s)",
+    )
     parser.add_argument("--bos", action="store_true", help="prepend the BOS token to the prompt")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(run=run_generate)
@@ -63,9 +77,7 @@ def generation_text(generation: Generation) -> str:
     filters = "".join(f" {name}={v}" for name, v in (("top-k", d.top_k), ("top-p", d.top_p)) if v is not None)
     lines = [f"{generation.lm.name}: {mode}{filters}", f"prompt: {generation.prompt!r}"]
     for s in generation.steps:
-        top = ", ".join(
-            f"{c.token.display} {c.p_model:.1%}" + ("" if c.kept else " ✗") for c in s.top[:SHOWN_IN_TABLE]
-        )
+        top = ", ".join(f"{c.token.display} {c.p_model:.1%}" + ("" if c.kept else " ✗") for c in s.top[:SHOWN_IN_TABLE])
         lines.append(
             f"{s.index + 1:>3}  {s.token.display!r:<16} p_model {s.p_model:7.2%} -> p {s.p:7.2%}"
             f"  kept {s.n_kept:<6} top: {top}"

@@ -39,11 +39,15 @@ def run_lens(args, settings: Settings, out) -> None:
 
 def lens_text(lens: LogitLens) -> str:
     """A grid: one line per layer (last layer first), one column per position, 'top p(target) #rank'."""
+
     def cell(text: str) -> str:
         return text[:CELL_WIDTH].ljust(CELL_WIDTH)
 
     header = cell("layer \\ target") + "".join(cell(repr(t.display)) for t in lens.tokens[1:])
-    lines = [f"{lens.model}: {lens.layers} layers (embeddings + {lens.layers - 1} blocks), {len(lens.tokens)} tokens", header]
+    lines = [
+        f"{lens.model}: {lens.layers} layers (embeddings + {lens.layers - 1} blocks), {len(lens.tokens)} tokens",
+        header,
+    ]
     lines.extend(f"note: {n}" for n in lens.notices)
     for layer in reversed(range(lens.layers)):
         cells = (cell(f"{c.top.display} {c.p_target:.1%} #{c.rank}") for c in lens.rows[layer])

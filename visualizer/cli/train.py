@@ -15,16 +15,26 @@ OTHER_COLUMN = "(all other tokens)"
 def register(commands, settings: Settings) -> None:
     """Add the `train` subcommand to the CLI's subparsers."""
     parser = commands.add_parser(
-        "train", help="train a copy of the model on one text for a few steps; the loss and the table before and after")
+        "train", help="train a copy of the model on one text for a few steps; the loss and the table before and after"
+    )
     parser.add_argument("text", metavar="TEXT", help="the text to train on")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
-                        help=f"optimizer steps, 1..{settings.max_train_steps} (default %(default)s)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        metavar="N",
+        help=f"optimizer steps, 1..{settings.max_train_steps} (default %(default)s)",
+    )
     parser.add_argument("--lr", type=float, metavar="X", help="learning rate (default 1e-4 for adamw, 1e-3 for sgd)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     parser.add_argument("--mask-first", type=int, default=0, metavar="N", help="set the first N labels to -100")
-    parser.add_argument("--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100")
+    parser.add_argument(
+        "--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100"
+    )
     parser.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is trained on too")
-    parser.add_argument("--seed", type=int, metavar="S", help="seed of torch's RNG for the run (default: a new one, printed)")
+    parser.add_argument(
+        "--seed", type=int, metavar="S", help="seed of torch's RNG for the run (default: a new one, printed)"
+    )
     add_model_argument(parser, settings)
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(run=run_train)
@@ -41,12 +51,24 @@ def run_train(args, settings: Settings, out) -> None:
     if args.steps > settings.max_train_steps:
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {args.steps}.")
     lm = load_model(args.model)
-    masked = () if args.mask_until is None else mask_until(text, args.mask_until, lm, bos=args.bos,
-                                                           max_tokens=settings.max_tokens)
+    masked = (
+        ()
+        if args.mask_until is None
+        else mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
+    )
     result = train_before_after(
-        text, lm, top_k=settings.top_k, mask_first=args.mask_first, masked=masked, bos=args.bos,
-        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k,
-        steps=args.steps, optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+        text,
+        lm,
+        top_k=settings.top_k,
+        mask_first=args.mask_first,
+        masked=masked,
+        bos=args.bos,
+        max_tokens=settings.max_tokens,
+        max_top_k=settings.max_top_k,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
     )
     if args.format == "json":
         import orjson
@@ -60,9 +82,11 @@ def training_text(result: BeforeAfter) -> str:
     """The settings, the loss before each update, and the walkthrough's table before | after."""
     run, before, after = result.run, result.before, result.after
     taken = len(run.history) - 1
-    lines = [f"{run.model}: trained a copy for {taken} of {run.steps} steps ({run.optimizer}, lr {run.lr:g}, "
-             f"seed {run.seed}) on {len(run.tokens)} tokens, {before.counted} counted",
-             "step  loss before the update"]
+    lines = [
+        f"{run.model}: trained a copy for {taken} of {run.steps} steps ({run.optimizer}, lr {run.lr:g}, "
+        f"seed {run.seed}) on {len(run.tokens)} tokens, {before.counted} counted",
+        "step  loss before the update",
+    ]
     lines += [f"{step:>4}  {_num(loss)}" for step, loss in enumerate(run.losses_before_updates, 1)]
     lines.append(f"after {taken} steps: loss {_num(after.loss)} (before: {_num(before.loss)})")
     lines += run.notices

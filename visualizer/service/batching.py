@@ -125,8 +125,10 @@ class TokenBudget:
                 self._turns.remove(turn)
                 self._changed.notify_all()
             if not began:
-                raise InputError(f"The server is busy: this analysis could not start within {wait_s:g} s "
-                                 "(the time limit). Try again in a moment, or with a shorter text.")
+                raise InputError(
+                    f"The server is busy: this analysis could not start within {wait_s:g} s "
+                    "(the time limit). Try again in a moment, or with a shorter text."
+                )
             self.free -= need
         try:
             yield

@@ -76,21 +76,41 @@ class ComparedViews:
     """The row the position-detail view shows."""
 
 
-def compare_analyses(text: str, settings: Settings, model_a: str, model_b: str, session_id: str | None,
-                     top_k=10, bos: bool = False, mask: MaskChoice = MaskChoice(), page_model: str | None = None) -> Compared:
+def compare_analyses(
+    text: str,
+    settings: Settings,
+    model_a: str,
+    model_b: str,
+    session_id: str | None,
+    top_k=10,
+    bos: bool = False,
+    mask: MaskChoice = MaskChoice(),
+    page_model: str | None = None,
+) -> Compared:
     """The text analysed by two models with the page's masking (picked tokens carried over from
     `page_model`, the model they were picked on, by their characters), and how the two line up."""
     picked_on = _page_ends(text, settings, page_model or model_a, session_id, bos, mask)
-    a, b = (analyze_with_mask(text, settings, model, _carried(mask, picked_on, text, settings, model, session_id, bos),
-                              session_id, top_k=top_k, bos=bos) for model in (model_a, model_b))
+    a, b = (
+        analyze_with_mask(
+            text,
+            settings,
+            model,
+            _carried(mask, picked_on, text, settings, model, session_id, bos),
+            session_id,
+            top_k=top_k,
+            bos=bos,
+        )
+        for model in (model_a, model_b)
+    )
     ends_a, ends_b = analysis_ends(a), analysis_ends(b)
     compared = Compared(a, b, align_tokens(ends_a, ends_b), align_positions(ends_a, ends_b), "")
     compared.note = alignment_note(compared, mask)
     return compared
 
 
-def _page_ends(text: str, settings: Settings, model: str, session_id: str | None, bos: bool,
-               mask: MaskChoice) -> list[int | None] | None:
+def _page_ends(
+    text: str, settings: Settings, model: str, session_id: str | None, bos: bool, mask: MaskChoice
+) -> list[int | None] | None:
     """Token ends of the page's model, whose token indices the picks are (None when nothing is picked)."""
     if mask.mode != "picked tokens" or not mask.picked:
         return None
@@ -104,8 +124,9 @@ def _ends(text: str, settings: Settings, model: str, session_id: str | None, bos
     return token_ends(text, ids, lm.tokenizer, lm.decoder.bytes_of_tokens(ids), bool(bos))
 
 
-def _carried(mask: MaskChoice, picked_on, text: str, settings: Settings, model: str, session_id: str | None,
-             bos: bool) -> MaskChoice:
+def _carried(
+    mask: MaskChoice, picked_on, text: str, settings: Settings, model: str, session_id: str | None, bos: bool
+) -> MaskChoice:
     """The masking for `model`: picked token indices become that model's tokens over the same characters."""
     if picked_on is None:
         return mask
@@ -118,14 +139,18 @@ def alignment_note(compared: Compared, mask: MaskChoice = MaskChoice()) -> str:
     if compared.same_tokens:
         lines = [f"Both models read the same {len(a.tokens)} tokens: row k is position k in both."]
     else:
-        lines = [f"The two tokenizers cut the text differently (A: {len(a.tokens)} tokens, B: {len(b.tokens)}). "
-                 "**Positions are aligned by character offsets**: a row pairs the positions of A and B whose target "
-                 "tokens end at the same character of the text (a piece of a character, at the same byte of it); "
-                 f"an empty row is a position the other model has and this one lacks ({compared.positions.gaps} "
-                 "rows have one side only)."]
+        lines = [
+            f"The two tokenizers cut the text differently (A: {len(a.tokens)} tokens, B: {len(b.tokens)}). "
+            "**Positions are aligned by character offsets**: a row pairs the positions of A and B whose target "
+            "tokens end at the same character of the text (a piece of a character, at the same byte of it); "
+            f"an empty row is a position the other model has and this one lacks ({compared.positions.gaps} "
+            "rows have one side only)."
+        ]
     if mask.mode == "picked tokens" and mask.picked:
-        lines.append("Picked tokens are carried over by their characters: each model masks its tokens that "
-                     f"overlap them (A: labels {_masked(a)}, B: labels {_masked(b)}).")
+        lines.append(
+            "Picked tokens are carried over by their characters: each model masks its tokens that "
+            f"overlap them (A: labels {_masked(a)}, B: labels {_masked(b)})."
+        )
     return "\n\n".join(lines)
 
 
@@ -137,8 +162,9 @@ def _masked(analysis: Analysis) -> str:
 # ---------------------------------------------------------------- views
 
 
-def compare_views(compared: Compared, view: str, classroom: bool = False, row: int | None = None,
-                  color_by: str = "probability") -> ComparedViews:
+def compare_views(
+    compared: Compared, view: str, classroom: bool = False, row: int | None = None, color_by: str = "probability"
+) -> ComparedViews:
     """One view for both models, lined up, in the normal or classroom style (no model call)."""
     if view not in COMPARE_VIEWS:
         raise InputError(f"Unknown view '{view}'; choose one of: {', '.join(COMPARE_VIEWS)}.")
@@ -153,18 +179,27 @@ def _pair(compared: Compared, view: str, style: plotting.FigureStyle, row: int, 
     """The view's two halves (figures lined up, or two tables)."""
     a, b = compared.a, compared.b
     if view == "labels table":
-        return tuple(labels_table(x, compared.tokens.slots(side).spread(range(len(x.tokens)), None))
-                     for side, x in enumerate((a, b)))
+        return tuple(
+            labels_table(x, compared.tokens.slots(side).spread(range(len(x.tokens)), None))
+            for side, x in enumerate((a, b))
+        )
     if view == "position detail":
-        return tuple(_lined_up([_detail(x, compared.positions.rows[row][side], side, style)
-                                for side, x in enumerate((a, b))], view, compared))
+        return tuple(
+            _lined_up(
+                [_detail(x, compared.positions.rows[row][side], side, style) for side, x in enumerate((a, b))],
+                view,
+                compared,
+            )
+        )
     if view == "token strip":
         pair = [predictions.token_strip(x, color_by=color_by, style=style, per_line=HALF_STRIP_TOKENS) for x in (a, b)]
     elif view == "loss per position":
         pair = [loss_bars(x, style) for x in (a, b)]
     else:
         pair = _heatmaps(compared, view, style)
-    pair = [headed(fig, _label(side, x), x, view == "loss per position") for side, (fig, x) in enumerate(zip(pair, (a, b)))]
+    pair = [
+        headed(fig, _label(side, x), x, view == "loss per position") for side, (fig, x) in enumerate(zip(pair, (a, b)))
+    ]
     return tuple(_lined_up(pair, view, compared))
 
 
@@ -185,7 +220,9 @@ def _fewer(analysis: Analysis, top_k: int) -> Analysis:
     """The analysis with only its first `top_k` candidates per position (a figure's copy; the numbers stay)."""
     if analysis.top_k <= top_k:
         return analysis
-    arrays = replace(analysis.arrays, top_p=analysis.arrays.top_p[:, :top_k], top_ids=analysis.arrays.top_ids[:, :top_k])
+    arrays = replace(
+        analysis.arrays, top_p=analysis.arrays.top_p[:, :top_k], top_ids=analysis.arrays.top_ids[:, :top_k]
+    )
     return replace(analysis, arrays=arrays, top_k=top_k)
 
 
@@ -217,7 +254,9 @@ def _lined_up(pair: list[go.Figure], view: str, compared: Compared) -> list[go.F
 
 def _bottom_room(pair: list[go.Figure]) -> int:
     """Px below the plot for the longer of the two figures' column names, written at −45°."""
-    names = [html.unescape(str(x)) for fig in pair for trace in fig.data for x in (trace.x if trace.x is not None else ())]
+    names = [
+        html.unescape(str(x)) for fig in pair for trace in fig.data for x in (trace.x if trace.x is not None else ())
+    ]
     size = pair[0].layout.xaxis.tickfont.size or 12
     return int(max(map(len, names), default=4) * size * plotting.CHAR_EM * 0.72) + 2 * size + 10
 
@@ -229,8 +268,9 @@ def _bar_slots(pair: list[go.Figure], compared: Compared) -> None:
         spread = compared.positions.slots(side).spread(labels, None)
         order = [label if label is not None else "\u200b" * (i + 1) for i, label in enumerate(spread)]  # unique blanks
         plotting.set_layout(fig, dict(xaxis=dict(categoryarray=order)))
-    top = max((max((y for t in fig.data for y in (t.y if t.y is not None else ())), default=0) for fig in pair),
-              default=0)
+    top = max(
+        (max((y for t in fig.data for y in (t.y if t.y is not None else ())), default=0) for fig in pair), default=0
+    )
     for fig in pair:
         plotting.set_layout(fig, dict(yaxis=dict(range=[0, 1.1 * float(top) or 1], autorange=False)))
 
@@ -239,8 +279,13 @@ def _detail(analysis: Analysis, j: int | None, side: int, style: plotting.Figure
     """One position in detail (row j predicts token j + 1), or an empty frame where this model has none."""
     if j is None:
         fig = go.Figure()
-        plotting._layout(fig, style, f"{plotting.escape_text(_label(side, analysis))} · no position ends here", 0,
-                         subtitle="this model's tokens end elsewhere in the text: see the rows around it")
+        plotting._layout(
+            fig,
+            style,
+            f"{plotting.escape_text(_label(side, analysis))} · no position ends here",
+            0,
+            subtitle="this model's tokens end elsewhere in the text: see the rows around it",
+        )
         plotting.set_layout(fig, dict(xaxis=dict(visible=False), yaxis=dict(visible=False)))
         return fig
     fig = walkthrough.position_detail(analysis, j + 1, style)
@@ -248,10 +293,20 @@ def _detail(analysis: Analysis, j: int | None, side: int, style: plotting.Figure
     crude = sum(analysis.vocab.abs_diff(j))
     target = plotting.escape_text(analysis.tokens[j + 1].display)
     room = int(1.5 * style.font_size)  # the subtitle's line, which position_detail has no room for
-    plotting.set_layout(fig, dict(height=fig.layout.height + room, margin=dict(t=fig.layout.margin.t + room), title=dict(
-        text=f"{plotting.escape_text(_label(side, analysis))} · k={j + 1} → {target}",
-        subtitle=dict(text=f"−ln p = {loss:.3f} nats · sum of |predicted − true| = {crude:.3f}"
-                           + ("" if analysis.arrays.counted[j] else " · masked")))))
+    plotting.set_layout(
+        fig,
+        dict(
+            height=fig.layout.height + room,
+            margin=dict(t=fig.layout.margin.t + room),
+            title=dict(
+                text=f"{plotting.escape_text(_label(side, analysis))} · k={j + 1} → {target}",
+                subtitle=dict(
+                    text=f"−ln p = {loss:.3f} nats · sum of |predicted − true| = {crude:.3f}"
+                    + ("" if analysis.arrays.counted[j] else " · masked")
+                ),
+            ),
+        ),
+    )
     return fig
 
 
@@ -268,7 +323,7 @@ def position_rows(compared: Compared) -> list[tuple[str, int]]:
 def labels_table(analysis: Analysis, rows: list[int | None]) -> pd.DataFrame:
     """`tables.labels_table` with a row per aligned token row: empty where this model has no token there."""
     table = tables.labels_table(analysis)[list(TABLE_COLUMNS)].astype(str)
-    blank = {c: "" for c in TABLE_COLUMNS} | {"token": "—"}  # an empty row would be drawn lower than the others
+    blank = dict.fromkeys(TABLE_COLUMNS, "") | {"token": "—"}  # an empty row would be drawn lower than the others
     return pd.DataFrame([blank if i is None else table.iloc[i].to_dict() for i in rows], columns=TABLE_COLUMNS)
 
 

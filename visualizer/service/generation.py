@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -56,7 +56,10 @@ def decoding(max_new_tokens=DEFAULT_NEW_TOKENS, temperature=None, top_k=None, to
     """The API's and CLI's reading: None switches a filter off, no temperature means greedy."""
     return Decoding(
         max_new_tokens=_int_or_none(max_new_tokens, "The number of new tokens"),
-        temperature=temperature, top_k=_int_or_none(top_k, "Top-k"), top_p=top_p, seed=_int_or_none(seed, "The seed"),
+        temperature=temperature,
+        top_k=_int_or_none(top_k, "Top-k"),
+        top_p=top_p,
+        seed=_int_or_none(seed, "The seed"),
     )
 
 
@@ -69,8 +72,11 @@ def page_decoding(max_new_tokens, mode: str, temperature, top_k, top_p, seed) ->
         raise InputError(f"Choose '{GREEDY}' or '{SAMPLE}', not {mode!r}.")
     sample = mode == SAMPLE
     return decoding(
-        max_new_tokens, temperature if sample else None, None if top_k in (0, 0.0, None) else top_k,
-        None if top_p is None or top_p >= 1 else top_p, seed if sample else None,
+        max_new_tokens,
+        temperature if sample else None,
+        None if top_k in (0, 0.0, None) else top_k,
+        None if top_p is None or top_p >= 1 else top_p,
+        seed if sample else None,
     )
 
 
@@ -94,8 +100,13 @@ class GenerationRun:
 
 
 def start_generation(
-    prompt, settings: Settings, model: str | None = None, dec: Decoding | None = None, bos: bool = False,
-    candidates=PAGE_CANDIDATES, on_loading: Callable[[str], None] | None = None,
+    prompt,
+    settings: Settings,
+    model: str | None = None,
+    dec: Decoding | None = None,
+    bos: bool = False,
+    candidates=PAGE_CANDIDATES,
+    on_loading: Callable[[str], None] | None = None,
 ) -> GenerationRun:
     """Validate a request and set up a generation (no token chosen yet)."""
     check_text(prompt, settings, "prompt")
@@ -110,8 +121,15 @@ def start_generation(
 
 
 def advance(
-    run: GenerationRun | None, prompt, settings: Settings, model: str | None, dec: Decoding, bos: bool = False,
-    to_end: bool = False, candidates=PAGE_CANDIDATES, on_loading: Callable[[str], None] | None = None,
+    run: GenerationRun | None,
+    prompt,
+    settings: Settings,
+    model: str | None,
+    dec: Decoding,
+    bos: bool = False,
+    to_end: bool = False,
+    candidates=PAGE_CANDIDATES,
+    on_loading: Callable[[str], None] | None = None,
 ) -> GenerationRun:
     """One more step (or all the rest) of the held run, or of a new one when the request changed."""
     request = (model or settings.model, prompt, dec, bool(bos), candidates)
@@ -135,15 +153,24 @@ def run_until_done(gen: Generation, time_limit_s: float) -> bool:
 
 
 def generate(
-    prompt, settings: Settings, model: str | None = None, max_new_tokens=DEFAULT_NEW_TOKENS, temperature=None,
-    top_k=None, top_p=None, seed=None, candidates=None, bos: bool = False,
+    prompt,
+    settings: Settings,
+    model: str | None = None,
+    max_new_tokens=DEFAULT_NEW_TOKENS,
+    temperature=None,
+    top_k=None,
+    top_p=None,
+    seed=None,
+    candidates=None,
+    bos: bool = False,
 ) -> dict:
     """The API: generate to the end and return the JSON contract of `python -m visualizer generate --format json`."""
     dec = decoding(max_new_tokens, temperature, top_k, top_p, seed)
     run = start_generation(prompt, settings, model, dec, bos, settings.top_k if candidates is None else candidates)
     if not run_until_done(run.generation, settings.time_limit_s):
-        raise InputError(f"Generating took longer than the time limit ({settings.time_limit_s} s); "
-                         "ask for fewer new tokens.")
+        raise InputError(
+            f"Generating took longer than the time limit ({settings.time_limit_s} s); ask for fewer new tokens."
+        )
     return run.generation.to_dict()
 
 
@@ -198,15 +225,18 @@ def generation_summary(run: GenerationRun) -> str:
     gen = run.generation
     n, limit = len(gen.steps), gen.decoding.max_new_tokens
     head = f"{gen.lm.name} · {generation_figures.decoding_text(gen)} · {n} of {limit} new tokens"
-    nxt = {STOP_EOS: "Stopped: the model chose its end-of-text token.",
-           STOP_MAX: f"Stopped: {limit} new tokens, the limit."}.get(
-        gen.stop_reason, "Next token adds one step; Run to end goes on until EOS or the limit.")
+    nxt = {
+        STOP_EOS: "Stopped: the model chose its end-of-text token.",
+        STOP_MAX: f"Stopped: {limit} new tokens, the limit.",
+    }.get(gen.stop_reason, "Next token adds one step; Run to end goes on until EOS or the limit.")
     lines = [head, nxt]
     forced = run.teacher_forced()
     if forced is not None:
         tf = generation_figures.teacher_p(gen, forced)
         gap = max(abs(a - s.p_model) for a, s in zip(tf, gen.steps))
         loss = "" if forced.loss is None else f"; loss of the continuation = {forced.loss:.3f} nats"
-        lines.append(f"Teacher forcing (one pass over prompt + continuation) gives each new token the model's p "
-                     f"to within {gap:.1e}{loss}.")
+        lines.append(
+            f"Teacher forcing (one pass over prompt + continuation) gives each new token the model's p "
+            f"to within {gap:.1e}{loss}."
+        )
     return "\n".join(lines)

@@ -3,8 +3,8 @@ with them (tokens picked by the user carried across edits), and chat examples wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..analysis.masking import chat_example, mask_until
 from ..analysis.one_pass import IGNORE_INDEX, Analysis, analyze, encode
@@ -53,23 +53,44 @@ def _whole(value, name: str) -> int:
 
 
 def analyze_with_mask(
-    text: str, settings: Settings, model: str, mask: MaskChoice, session_id: str | None = None,
-    top_k=10, bos: bool = False, on_loading: Callable[[str], None] | None = None,
+    text: str,
+    settings: Settings,
+    model: str,
+    mask: MaskChoice,
+    session_id: str | None = None,
+    top_k=10,
+    bos: bool = False,
+    on_loading: Callable[[str], None] | None = None,
 ) -> Analysis:
     """The main analysis, with the labels the masking choice sets to -100 (and the trained copy allowed)."""
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
     masked = mask.indices(text, lm, bool(bos), settings.max_tokens)
-    result = analyze(text, lm, top_k=top_k, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens,
-                     max_top_k=settings.max_top_k, measure=batcher(settings).measure)
+    result = analyze(
+        text,
+        lm,
+        top_k=top_k,
+        masked=masked,
+        bos=bool(bos),
+        max_tokens=settings.max_tokens,
+        max_top_k=settings.max_top_k,
+        measure=batcher(settings).measure,
+    )
     if mask.waiting_for_marker:
         result.notices.append("Type a marker: every label up to and including it becomes -100. Nothing is masked yet.")
     return result
 
 
 def page_analysis(
-    text: str, settings: Settings, model: str, mask: MaskChoice, session_id: str | None = None,
-    top_k=10, bos: bool = False, color_by: str = "probability", classroom: bool = False,
+    text: str,
+    settings: Settings,
+    model: str,
+    mask: MaskChoice,
+    session_id: str | None = None,
+    top_k=10,
+    bos: bool = False,
+    color_by: str = "probability",
+    classroom: bool = False,
     on_loading: Callable[[str], None] | None = None,
 ) -> tuple[Analysis, Views]:
     """The page's main request: the masked analysis and every view, made in its turn of the in-flight
@@ -81,14 +102,22 @@ def page_analysis(
         return analysis, build_views(analysis, color_by, classroom)
 
 
-def already_shown(held: Analysis | None, text: str, settings: Settings, model: str, mask: MaskChoice,
-                  top_k=10, bos: bool = False) -> bool:
+def already_shown(
+    held: Analysis | None, text: str, settings: Settings, model: str, mask: MaskChoice, top_k=10, bos: bool = False
+) -> bool:
     """Whether `held` already is the analysis this request asks for: same text, configured model, top-K,
     BOS and labels. A masking control touched without changing which labels count (N edited while the
     mode is 'none', a marker box left as it was) then needs no forward pass. Never for the trained copy,
     which training again changes; any doubt (a bad field, a model not loaded) answers False."""
-    if (held is None or model == TRAINED_CHOICE or held.model != (model or settings.model) or held.text != text
-            or held.bos != bool(bos) or held.top_k != top_k or not is_loaded(held.model)):
+    if (
+        held is None
+        or model == TRAINED_CHOICE
+        or held.model != (model or settings.model)
+        or held.text != text
+        or held.bos != bool(bos)
+        or held.top_k != top_k
+        or not is_loaded(held.model)
+    ):
         return False
     try:
         masked = set(mask.indices(text, get_model(held.model, settings), bool(bos), settings.max_tokens))
@@ -97,16 +126,33 @@ def already_shown(held: Analysis | None, text: str, settings: Settings, model: s
     return held.labels == [IGNORE_INDEX if i in masked else t for i, t in enumerate(held.input_ids)]
 
 
-def page_mask(held: Analysis | None, text: str, settings: Settings, model: str, bos: bool, session_id: str | None,
-              mode: str, first_n, marker: str | None, picked) -> MaskChoice:
+def page_mask(
+    held: Analysis | None,
+    text: str,
+    settings: Settings,
+    model: str,
+    bos: bool,
+    session_id: str | None,
+    mode: str,
+    first_n,
+    marker: str | None,
+    picked,
+) -> MaskChoice:
     """The page's masking controls as a MaskChoice for `text`, keeping only the picks that still name
     the token that was picked in `held` (the analysis the page shows)."""
     picks = picks_still_meant(held, text, settings, model, picked, bos, session_id)
     return MaskChoice(mode, first_n or 0, marker or "", picks)
 
 
-def picks_still_meant(held: Analysis | None, text: str, settings: Settings, model: str, picked, bos: bool = False,
-                      session_id: str | None = None) -> tuple[int, ...]:
+def picks_still_meant(
+    held: Analysis | None,
+    text: str,
+    settings: Settings,
+    model: str,
+    picked,
+    bos: bool = False,
+    session_id: str | None = None,
+) -> tuple[int, ...]:
     """The picked label indices that still name the token the user picked: those whose tokens, up to
     and including it, the new text shares with the held one. Picks are indices, so after an edit
     earlier in the text (or a new text) index 3 would silently mean another token."""

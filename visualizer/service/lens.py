@@ -4,7 +4,7 @@ request and cached per (model, text, bos)."""
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import plotly.graph_objects as go
 
@@ -29,8 +29,13 @@ def _cached_lens(model: str, text: str, bos: bool) -> LogitLens:
     return logit_lens(text, load_model(model), bos=bos, max_tokens=LENS_MAX_TOKENS)
 
 
-def lens_for(text, settings: Settings, model: str | None = None, bos: bool = False,
-             on_loading: Callable[[str], None] | None = None) -> LogitLens:
+def lens_for(
+    text,
+    settings: Settings,
+    model: str | None = None,
+    bos: bool = False,
+    on_loading: Callable[[str], None] | None = None,
+) -> LogitLens:
     """Validate a request, then the (cached) logit lens of its first LENS_MAX_TOKENS tokens."""
     check_text(text, settings)
     name = model or settings.model
@@ -47,6 +52,8 @@ def lens_figure(lens: LogitLens, value: str = "p_target", classroom: bool = Fals
 
 def lens_summary(lens: LogitLens) -> str:
     """One or two lines: what was read, and any notice."""
-    head = (f"{lens.model} · {lens.layers - 1} layers + the embeddings · {len(lens.tokens)} tokens "
-            f"(the lens reads at most {LENS_MAX_TOKENS})")
+    head = (
+        f"{lens.model} · {lens.layers - 1} layers + the embeddings · {len(lens.tokens)} tokens "
+        f"(the lens reads at most {LENS_MAX_TOKENS})"
+    )
     return "\n".join([head, *lens.notices])

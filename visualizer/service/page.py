@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -110,13 +110,20 @@ def run_analysis(
     check_text(text, settings)
     lm = get_model(model or settings.model, settings, on_loading)
     return analyze(
-        text, lm, top_k=top_k, bos=bool(bos), mask_first=_whole(mask_first, "mask_first"),
-        max_tokens=settings.max_tokens, max_top_k=settings.max_top_k, measure=batcher(settings).measure,
+        text,
+        lm,
+        top_k=top_k,
+        bos=bool(bos),
+        mask_first=_whole(mask_first, "mask_first"),
+        max_tokens=settings.max_tokens,
+        max_top_k=settings.max_top_k,
+        measure=batcher(settings).measure,
     )
 
 
-def analysis_contract(text: str, settings: Settings, model: str | None = None, sentence_vocab: bool = True,
-                      **options) -> dict:
+def analysis_contract(
+    text: str, settings: Settings, model: str | None = None, sentence_vocab: bool = True, **options
+) -> dict:
     """The JSON contract for one request (the API's answer), made in its turn of the token budget."""
     check_text(text, settings)
     lm = get_model(model or settings.model, settings)
@@ -157,7 +164,9 @@ def _whole(value, name: str) -> int:
     raise InputError(f"{name} must be a whole number.")
 
 
-def build_views(analysis: Analysis, color_by: str = "probability", classroom: bool = False, detail_k: int | None = None) -> Views:
+def build_views(
+    analysis: Analysis, color_by: str = "probability", classroom: bool = False, detail_k: int | None = None
+) -> Views:
     """Draw every view from one analysis (no model call)."""
     style = plotting.CLASSROOM if classroom else plotting.NORMAL
     return Views(

@@ -24,9 +24,15 @@ def run_shift(text: str, settings: Settings, model: str, mistake: str, bos: bool
     if mistake not in MISTAKES:
         raise InputError(f"Unknown mistake '{mistake}'.")
     check_text(text, settings)
-    comparison = MISTAKES[mistake](text, get_model(model or settings.model, settings), bos=bool(bos),
-                                   max_tokens=settings.max_tokens)
-    return comparison, shift_figure(comparison, classroom), tables.for_display(shift_table(comparison)), comparison.explanation
+    comparison = MISTAKES[mistake](
+        text, get_model(model or settings.model, settings), bos=bool(bos), max_tokens=settings.max_tokens
+    )
+    return (
+        comparison,
+        shift_figure(comparison, classroom),
+        tables.for_display(shift_table(comparison)),
+        comparison.explanation,
+    )
 
 
 def shift_figure(comparison: ShiftComparison, classroom: bool = False) -> go.Figure:
@@ -36,9 +42,19 @@ def shift_figure(comparison: ShiftComparison, classroom: bool = False) -> go.Fig
 
 def shift_table(comparison: ShiftComparison) -> pd.DataFrame:
     """Right and mistaken numbers side by side, one row per position."""
-    return pd.DataFrame([
-        {"k": r.k, "context": r.context, "target": r.target.display, "p": r.p, "loss": r.loss,
-         "mistake scores": None if r.wrong_target is None else r.wrong_target.display,
-         "mistake p": r.wrong_p, "mistake loss": r.wrong_loss}
-        for r in comparison.rows
-    ], columns=SHIFT_COLUMNS)
+    return pd.DataFrame(
+        [
+            {
+                "k": r.k,
+                "context": r.context,
+                "target": r.target.display,
+                "p": r.p,
+                "loss": r.loss,
+                "mistake scores": None if r.wrong_target is None else r.wrong_target.display,
+                "mistake p": r.wrong_p,
+                "mistake loss": r.wrong_loss,
+            }
+            for r in comparison.rows
+        ],
+        columns=SHIFT_COLUMNS,
+    )

@@ -4,9 +4,9 @@ table before and after; the process's training slots, and freeing the copy."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Callable
 
 import plotly.graph_objects as go
 
@@ -42,8 +42,16 @@ class TrainingViews:
 
 
 def run_training(
-    session_id: str, text: str, settings: Settings, model: str, steps=10, optimizer: str = "adamw", lr=None,
-    mask: MaskChoice = MaskChoice(), bos: bool = False, classroom: bool = False,
+    session_id: str,
+    text: str,
+    settings: Settings,
+    model: str,
+    steps=10,
+    optimizer: str = "adamw",
+    lr=None,
+    mask: MaskChoice = MaskChoice(),
+    bos: bool = False,
+    classroom: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainingViews:
     """Train this session's copy on `text`; the walkthrough's table before and after, side by side."""
@@ -54,13 +62,29 @@ def run_training(
     masked = [i for i, label in enumerate(before.labels) if label == -100]
     if isinstance(steps, (int, float)) and steps > settings.max_train_steps:
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {steps}.")
-    run = train_for_session(session_id, text, lm, steps=steps, optimizer=optimizer, lr=lr or None,
-                            masked=masked, bos=bool(bos), progress=_with_deadline(progress, settings.time_limit_s),
-                            slots=training_slots(settings))
+    run = train_for_session(
+        session_id,
+        text,
+        lm,
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr or None,
+        masked=masked,
+        bos=bool(bos),
+        progress=_with_deadline(progress, settings.time_limit_s),
+        slots=training_slots(settings),
+    )
     after = analyze(text, run.trained, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens)
     curve, heatmap, before_fig, after_fig = training_figures(run, before, after, classroom)
-    return TrainingViews(run=run, curve=curve, heatmap=heatmap, before=before_fig, after=after_fig,
-                         summary=training_summary(run, before, after), analyses=(before, after))
+    return TrainingViews(
+        run=run,
+        curve=curve,
+        heatmap=heatmap,
+        before=before_fig,
+        after=after_fig,
+        summary=training_summary(run, before, after),
+        analyses=(before, after),
+    )
 
 
 def training_slots(settings: Settings) -> TrainingSlots:
@@ -77,9 +101,12 @@ def _slots(size: int) -> TrainingSlots:
 def training_figures(run: TrainingRun, before: Analysis, after: Analysis, classroom: bool = False) -> tuple:
     """(loss curve, positions x steps heatmap, the walkthrough's table before, and after) in one style."""
     style = style_for(classroom)
-    return (label_figures.training_curve(run, style), label_figures.training_heatmap(run, style),
-            headed(walkthrough.sentence_vocab_heatmap(before, style), "Before training", before),
-            headed(walkthrough.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after))
+    return (
+        label_figures.training_curve(run, style),
+        label_figures.training_heatmap(run, style),
+        headed(walkthrough.sentence_vocab_heatmap(before, style), "Before training", before),
+        headed(walkthrough.sentence_vocab_heatmap(after, style), f"After {len(run.history) - 1} steps", after),
+    )
 
 
 def _with_deadline(progress, time_limit_s: float):
@@ -90,8 +117,10 @@ def _with_deadline(progress, time_limit_s: float):
         if progress is not None:
             progress(step, total, loss)
         if step < total and time.monotonic() > deadline:
-            raise InputError(f"Training stopped after {step} of {total} steps: it ran past the time limit "
-                             f"({time_limit_s} s). Try fewer steps.")
+            raise InputError(
+                f"Training stopped after {step} of {total} steps: it ran past the time limit "
+                f"({time_limit_s} s). Try fewer steps."
+            )
 
     return report
 

@@ -33,15 +33,37 @@ def _views_outputs(analysis, views):
     """Outputs for a successful request, in the order of `_outputs`."""
     targets = analysis.tokens[1:]
     choices = [(f"k={k}: {c[-40:]} → {t.display}", k) for k, (c, t) in enumerate(zip(analysis.contexts, targets), 1)]
-    return [views.token_strip, views.top_k, views.sentence_vocab, views.loss, views.detail,
-            gr.Dropdown(choices=choices, value=len(targets)), views.labels]
+    return [
+        views.token_strip,
+        views.top_k,
+        views.sentence_vocab,
+        views.loss,
+        views.detail,
+        gr.Dropdown(choices=choices, value=len(targets)),
+        views.labels,
+    ]
 
 
 def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
     """The main analysis's handlers and the /analyze API, closed over one settings object."""
 
-    def run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked, order,
-                     request, progress, skip_if_shown=False):
+    def run_analysis(
+        held,
+        text,
+        model,
+        top_k,
+        bos,
+        color_by,
+        classroom,
+        mask_mode,
+        mask_n,
+        marker,
+        picked,
+        order,
+        request,
+        progress,
+        skip_if_shown=False,
+    ):
         """One analysis for the page; errors become a message, never a traceback. `held`: the analysis
         the page shows, which keeps the picked tokens that still mean the same token and, with
         `skip_if_shown`, makes a request that would give the same labels show nothing. Analyses run at
@@ -54,27 +76,97 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
             if skip_if_shown and labels.already_shown(held, text, settings, model, mask, top_k=top_k, bos=bos):
                 return [gr.skip()] * len(failure_outputs(""))
             analysis, views = labels.page_analysis(
-                text, settings, model, mask, session, top_k=top_k, bos=bos, color_by=color_by,
-                classroom=classroom, on_loading=lambda msg: progress(0, desc=msg),
+                text,
+                settings,
+                model,
+                mask,
+                session,
+                top_k=top_k,
+                bos=bos,
+                color_by=color_by,
+                classroom=classroom,
+                on_loading=lambda msg: progress(0, desc=msg),
             )
         except Exception as err:  # noqa: BLE001 - every failure is reported in the page
             outputs = failure_outputs(service.user_message(err))
         else:
-            outputs = [analysis, views.summary, *_views_outputs(analysis, views), views.positions,
-                       _picker(analysis, mask.picked)]
+            outputs = [
+                analysis,
+                views.summary,
+                *_views_outputs(analysis, views),
+                views.positions,
+                _picker(analysis, mask.picked),
+            ]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
 
-    def analyze_page(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
-                     order=None, request: gr.Request = None, progress=gr.Progress()):
+    def analyze_page(
+        held,
+        text,
+        model,
+        top_k,
+        bos,
+        color_by,
+        classroom,
+        mask_mode,
+        mask_n,
+        marker,
+        picked,
+        order=None,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         """Run one analysis for the page (text, model or options changed, or Analyze pressed)."""
-        return run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
-                            order, request, progress)
+        return run_analysis(
+            held,
+            text,
+            model,
+            top_k,
+            bos,
+            color_by,
+            classroom,
+            mask_mode,
+            mask_n,
+            marker,
+            picked,
+            order,
+            request,
+            progress,
+        )
 
-    def analyze_masking(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
-                        order=None, request: gr.Request = None, progress=gr.Progress()):
+    def analyze_masking(
+        held,
+        text,
+        model,
+        top_k,
+        bos,
+        color_by,
+        classroom,
+        mask_mode,
+        mask_n,
+        marker,
+        picked,
+        order=None,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         """After a masking control is touched: the analysis, unless the labels that count stayed the same."""
-        return run_analysis(held, text, model, top_k, bos, color_by, classroom, mask_mode, mask_n, marker, picked,
-                            order, request, progress, skip_if_shown=True)
+        return run_analysis(
+            held,
+            text,
+            model,
+            top_k,
+            bos,
+            color_by,
+            classroom,
+            mask_mode,
+            mask_n,
+            marker,
+            picked,
+            order,
+            request,
+            progress,
+            skip_if_shown=True,
+        )
 
     def redraw(analysis, color_by, classroom, detail_k):
         """Redraw the figures from the held analysis (no forward pass)."""
@@ -87,12 +179,19 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         """The position-detail figure for the chosen k."""
         return gr.skip() if analysis is None else service.detail_figure(analysis, detail_k, classroom)
 
-    def analyze_api(text: str, model: str = settings.model, top_k: int = settings.top_k,
-                    bos: bool = False, mask_first: int = 0, sentence_vocab: bool = True) -> dict:
+    def analyze_api(
+        text: str,
+        model: str = settings.model,
+        top_k: int = settings.top_k,
+        bos: bool = False,
+        mask_first: int = 0,
+        sentence_vocab: bool = True,
+    ) -> dict:
         """API: the JSON contract for `text` (see README); sentence_vocab=False leaves out its largest part."""
         try:
-            return service.analysis_contract(text, settings, model=model, top_k=top_k, bos=bos, mask_first=mask_first,
-                                             sentence_vocab=sentence_vocab)
+            return service.analysis_contract(
+                text, settings, model=model, top_k=top_k, bos=bos, mask_first=mask_first, sentence_vocab=sentence_vocab
+            )
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 
@@ -118,8 +217,12 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         classroom = params.get("classroom", "").lower() in ("1", "true", "yes", "on")
         return text[: settings.max_chars], classroom
 
-    return SimpleNamespace(**{f.__name__: f for f in (
-        analyze_page, analyze_masking, redraw, redraw_detail, analyze_api, from_url, download)})
+    return SimpleNamespace(
+        **{
+            f.__name__: f
+            for f in (analyze_page, analyze_masking, redraw, redraw_detail, analyze_api, from_url, download)
+        }
+    )
 
 
 def build_analysis_tabs() -> SimpleNamespace:
@@ -129,7 +232,9 @@ def build_analysis_tabs() -> SimpleNamespace:
         c.strip = gr.Plot(label="Tokens, coloured by p(true next token)", show_label=False, elem_id="token-strip")
         c.top_plot = gr.Plot(label="Top-K candidates per position", show_label=False, elem_id="top-k-heatmap")
     with gr.Tab("Predicted vs true", id="vocab"):
-        c.vocab_plot = gr.Plot(label="The sentence's tokens: predicted vs one-hot truth", show_label=False, elem_id="vocab-heatmap")
+        c.vocab_plot = gr.Plot(
+            label="The sentence's tokens: predicted vs one-hot truth", show_label=False, elem_id="vocab-heatmap"
+        )
         c.detail_k = gr.Dropdown(choices=[], label="Position", elem_id="detail-k")
         c.detail_plot = gr.Plot(label="One position in detail", show_label=False, elem_id="position-detail")
     with gr.Tab("Loss", id="loss"):
@@ -138,9 +243,11 @@ def build_analysis_tabs() -> SimpleNamespace:
     with gr.Tab("Table & export", id="export"):
         c.positions = gr.Dataframe(label="Per position", interactive=False, elem_id="positions-table")
         with gr.Row():
-            c.downloads = {"positions": gr.Button("⬇ Per-position CSV", elem_id="dl-positions"),
-                           "top_k": gr.Button("⬇ Top-K CSV", elem_id="dl-top-k"),
-                           "analysis": gr.Button("⬇ Analysis JSON", elem_id="dl-json")}
+            c.downloads = {
+                "positions": gr.Button("⬇ Per-position CSV", elem_id="dl-positions"),
+                "top_k": gr.Button("⬇ Top-K CSV", elem_id="dl-top-k"),
+                "analysis": gr.Button("⬇ Analysis JSON", elem_id="dl-json"),
+            }
             c.download_file = gr.DownloadButton(visible="hidden", elem_id=DOWNLOAD_ID)
     c.figures = [c.strip, c.top_plot, c.vocab_plot, c.loss_plot, c.detail_plot]
     return c
@@ -149,11 +256,19 @@ def build_analysis_tabs() -> SimpleNamespace:
 def wire_analysis_tabs(h: SimpleNamespace, c: SimpleNamespace, state, color_by, classroom) -> None:
     """Redrawing in another colour or style, the position detail, the downloads and the /analyze API."""
     for control in (color_by, classroom):
-        control.change(h.redraw, [state, color_by, classroom, c.detail_k], c.figures, api_visibility="private",
-                       queue=False)
+        control.change(
+            h.redraw, [state, color_by, classroom, c.detail_k], c.figures, api_visibility="private", queue=False
+        )
     classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
     for kind, button in c.downloads.items():  # written on click, then handed to the browser
-        button.click(h.download(kind), [state], c.download_file, api_visibility="private", concurrency_id="views",
-                     show_progress_on=button).success(None, None, None, js=START_DOWNLOAD_JS)
-    c.detail_k.input(h.redraw_detail, [state, c.detail_k, classroom], c.detail_plot, api_visibility="private",
-                     queue=False)
+        button.click(
+            h.download(kind),
+            [state],
+            c.download_file,
+            api_visibility="private",
+            concurrency_id="views",
+            show_progress_on=button,
+        ).success(None, None, None, js=START_DOWNLOAD_JS)
+    c.detail_k.input(
+        h.redraw_detail, [state, c.detail_k, classroom], c.detail_plot, api_visibility="private", queue=False
+    )

@@ -39,7 +39,18 @@ def make_layers_handlers(settings: Settings) -> SimpleNamespace:
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 
-    return SimpleNamespace(**{f.__name__: f for f in (open_layers, layers_if_open, redraw_layers, track_tab, lens_api,)})
+    return SimpleNamespace(
+        **{
+            f.__name__: f
+            for f in (
+                open_layers,
+                layers_if_open,
+                redraw_layers,
+                track_tab,
+                lens_api,
+            )
+        }
+    )
 
 
 def build_layers_tab() -> SimpleNamespace:
@@ -47,19 +58,26 @@ def build_layers_tab() -> SimpleNamespace:
     c = SimpleNamespace()
     gr.Markdown("What each layer would predict if the model stopped there (the *logit lens*), for the text above.")
     with gr.Row():
-        c.value = gr.Radio([("p(true next token)", "p_target"), ("rank of the true token", "rank"),
-                            ("entropy", "entropy")], value="p_target", label="Colour by", elem_id="lens-value", scale=4)
+        c.value = gr.Radio(
+            [("p(true next token)", "p_target"), ("rank of the true token", "rank"), ("entropy", "entropy")],
+            value="p_target",
+            label="Colour by",
+            elem_id="lens-value",
+            scale=4,
+        )
         c.button = gr.Button("Show layers", elem_id="lens-button", scale=1)
     c.summary = gr.Textbox(label="Layers", interactive=False, lines=2, elem_id="lens-summary", elem_classes="summary")
     c.plot = gr.Plot(label="Layers x positions", show_label=False, elem_id="lens-heatmap")
     return c
 
 
-def wire_layers_tab(h: SimpleNamespace, lens: SimpleNamespace, lens_state, layers_tab, lens_inputs: list,
-                    lens_outputs: list, classroom) -> None:
+def wire_layers_tab(
+    h: SimpleNamespace, lens: SimpleNamespace, lens_state, layers_tab, lens_inputs: list, lens_outputs: list, classroom
+) -> None:
     """The lens when the tab opens or its button is pressed, and redrawn in another colour or style."""
     for trigger in (layers_tab.select, lens.button.click):
         trigger(h.open_layers, lens_inputs, lens_outputs, api_visibility="private", concurrency_id="views")
     for control in (lens.value, classroom):
-        control.change(h.redraw_layers, [lens_state, lens.value, classroom], lens.plot, api_visibility="private",
-                       queue=False)
+        control.change(
+            h.redraw_layers, [lens_state, lens.value, classroom], lens.plot, api_visibility="private", queue=False
+        )

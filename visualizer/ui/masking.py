@@ -34,10 +34,18 @@ def build_masking_controls() -> SimpleNamespace:
     with gr.Accordion("Labels: which positions count in the loss (−100 masking)", open=False, elem_id="masking"):
         with gr.Row():
             c.mode = gr.Radio(list(MASK_MODES), value="none", label="Mask", elem_id="mask-mode", scale=3)
-            c.n = gr.Number(0, precision=0, label="N (first N tokens)", elem_id="mask-n", scale=1,
-                            info="labels[:N] = −100. Nothing predicts label 0, so N = 1 changes no loss.")
+            c.n = gr.Number(
+                0,
+                precision=0,
+                label="N (first N tokens)",
+                elem_id="mask-n",
+                scale=1,
+                info="labels[:N] = −100. Nothing predicts label 0, so N = 1 changes no loss.",
+            )
             c.marker = gr.Textbox(label="Marker (mask up to and including it)", elem_id="mask-marker", scale=2)
-        c.picked = gr.CheckboxGroup(choices=[], label="Picked tokens (label index: token) to mask", elem_id="mask-picked")
+        c.picked = gr.CheckboxGroup(
+            choices=[], label="Picked tokens (label index: token) to mask", elem_id="mask-picked"
+        )
         with gr.Row():
             c.prompt = gr.Textbox("What does the dog like?", label="Chat example: prompt", scale=2)
             c.answer = gr.Textbox("The dog likes food.", label="answer", scale=2)
@@ -46,8 +54,9 @@ def build_masking_controls() -> SimpleNamespace:
     return c
 
 
-def wire_masking(h: SimpleNamespace, page: SimpleNamespace, mask: SimpleNamespace, text, model, inputs, outputs,
-                 settings: Settings) -> None:
+def wire_masking(
+    h: SimpleNamespace, page: SimpleNamespace, mask: SimpleNamespace, text, model, inputs, outputs, settings: Settings
+) -> None:
     """Editing a masking control re-runs the analysis (unless the labels that count stay the same); the chat
     example fills the text and masks its prompt, then analyses."""
     main = main_analysis(settings, inputs)
@@ -55,9 +64,19 @@ def wire_masking(h: SimpleNamespace, page: SimpleNamespace, mask: SimpleNamespac
     # right after typing can be sent before the typed value reaches the page's state (seen in Chromium:
     # 'first N tokens' sent with N = 0), and this later request, numbered after it, then shows the truth.
     # Each is skipped when the held analysis already has those labels (N edited in mode 'none', a blur).
-    for trigger in (mask.mode.input, mask.n.submit, mask.n.input, mask.marker.submit, mask.marker.blur,
-                    mask.picked.input):
+    for trigger in (
+        mask.mode.input,
+        mask.n.submit,
+        mask.n.input,
+        mask.marker.submit,
+        mask.marker.blur,
+        mask.picked.input,
+    ):
         trigger(page.analyze_masking, inputs, outputs, **main)
-    mask.chat.click(h.chat, [mask.prompt, mask.answer, model], [text, mask.mode, mask.n, mask.note],
-                    api_visibility="private", queue=False).then(
-        page.analyze_page, inputs, outputs, **main)
+    mask.chat.click(
+        h.chat,
+        [mask.prompt, mask.answer, model],
+        [text, mask.mode, mask.n, mask.note],
+        api_visibility="private",
+        queue=False,
+    ).then(page.analyze_page, inputs, outputs, **main)

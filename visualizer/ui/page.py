@@ -34,16 +34,27 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     generation, layers = make_generation_handlers(settings), make_layers_handlers(settings)
     # delete_cache: Gradio's copies of the downloads are removed 10-11 minutes after they were handed out.
     with gr.Blocks(title="What does the model predict?", delete_cache=(60, 600)) as demo:
-        gr.Markdown("# What does the model predict, and where does its loss come from?\n"
-                    "Type a sentence. For every position the model predicts the next token; "
-                    "the loss is the average of −ln p(true next token).")
+        gr.Markdown(
+            "# What does the model predict, and where does its loss come from?\n"
+            "Type a sentence. For every position the model predicts the next token; "
+            "the loss is the average of −ln p(true next token)."
+        )
         state = gr.State(None)
         with gr.Row():
-            text = gr.Textbox(label="Text", value=service.EXAMPLES[0], lines=1, max_lines=8, scale=5,
-                              elem_id="text-input", placeholder="Type a sentence and press Enter")
+            text = gr.Textbox(
+                label="Text",
+                value=service.EXAMPLES[0],
+                lines=1,
+                max_lines=8,
+                scale=5,
+                elem_id="text-input",
+                placeholder="Type a sentence and press Enter",
+            )
             run = gr.Button("Analyze", variant="primary", scale=1, elem_id="analyze-button")
         with gr.Row():
-            model = gr.Dropdown(list(settings.models), value=settings.model, label="Model", elem_id="model", min_width=320)
+            model = gr.Dropdown(
+                list(settings.models), value=settings.model, label="Model", elem_id="model", min_width=320
+            )
             top_k = gr.Slider(1, settings.max_top_k, value=settings.top_k, step=1, label="Top-K", elem_id="top-k")
             color_by = gr.Radio(["probability", "rank"], value="probability", label="Colour tokens by")
             bos = gr.Checkbox(False, label="Prepend BOS (score the first token too)")
@@ -65,18 +76,35 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         request_order = gr.Number(0, precision=0, visible=False, elem_id="request-order")
         inputs = [state, text, model, top_k, bos, color_by, classroom, *mask_inputs, request_order]
         main = main_analysis(settings, inputs)
-        outputs = [state, summary, views.strip, views.top_plot, views.vocab_plot, views.loss_plot, views.detail_plot,
-                   views.detail_k, views.labels, views.positions, mask.picked]
+        outputs = [
+            state,
+            summary,
+            views.strip,
+            views.top_plot,
+            views.vocab_plot,
+            views.loss_plot,
+            views.detail_plot,
+            views.detail_k,
+            views.labels,
+            views.positions,
+            mask.picked,
+        ]
         examples = gr.Examples(service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private")
         examples.load_input_event.then(page.analyze_page, inputs, outputs, **main)
         lens_inputs = [text, model, bos, lens.value, classroom]
         lens_outputs = [lens_state, lens.summary, lens.plot]
         for trigger in (text.submit, run.click):
             trigger(page.analyze_page, inputs, outputs, **main).then(
-                layers.layers_if_open, [open_tab, *lens_inputs], lens_outputs, api_visibility="private",
-                concurrency_id="views")
+                layers.layers_if_open,
+                [open_tab, *lens_inputs],
+                lens_outputs,
+                api_visibility="private",
+                concurrency_id="views",
+            )
         wire_analysis_tabs(page, views, state, color_by, classroom)
-        gr.api(page.analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"])
+        gr.api(
+            page.analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"]
+        )
         wire_generate_tab(generation, gen, gen_state, [model, bos, classroom], settings)
         wire_layers_tab(layers, lens, lens_state, layers_tab, lens_inputs, lens_outputs, classroom)
         gr.api(generation.generate_api, api_name="generate", **generation_limit(settings))
@@ -90,7 +118,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         wire_compare_tab(make_compare_handlers(settings), labels_c, shared, mask_inputs)
         demo.unload(label_handlers.release)
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
-            page.analyze_page, inputs, outputs, **main)
+            page.analyze_page, inputs, outputs, **main
+        )
     return demo
 
 

@@ -30,13 +30,20 @@ def model_choices(settings: Settings, trained: bool) -> list[str]:
 def number_requests_js(inputs: int) -> str:
     """Browser code run as each main analysis is sent: it numbers the request, in its last input (a hidden
     number), in the order the user made them, which the server may begin them out of when they run at once."""
-    return ("(...values) => { window.visualizerRequests = (window.visualizerRequests || 0) + 1; "
-            f"return [...values.slice(0, {inputs - 1}), window.visualizerRequests]; }}")
+    return (
+        "(...values) => { window.visualizerRequests = (window.visualizerRequests || 0) + 1; "
+        f"return [...values.slice(0, {inputs - 1}), window.visualizerRequests]; }}"
+    )
 
 
 def main_analysis(settings: Settings, inputs: list) -> dict:
     """Event options of the page's main analysis (`inputs`: its input components, the request number last):
     up to `batch_size` at once, their forward passes shared; a trigger pressed again while its analysis
     runs is sent once that one is done, and each request is numbered, so the page ends on the latest."""
-    return dict(api_visibility="private", concurrency_id="analysis", concurrency_limit=max(1, settings.batch_size),
-                trigger_mode="always_last", js=number_requests_js(len(inputs)))
+    return dict(
+        api_visibility="private",
+        concurrency_id="analysis",
+        concurrency_limit=max(1, settings.batch_size),
+        trigger_mode="always_last",
+        js=number_requests_js(len(inputs)),
+    )

@@ -95,8 +95,15 @@ def _strike_lines(cells: list[tuple[int, int]]) -> go.Scatter:
     for col, row in cells:
         xs += [col - 0.45, col + 0.45, None]
         ys += [row + 0.45, row - 0.45, None]
-    return go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#555555", width=1.5), name=DROPPED,
-                      hoverinfo="skip", showlegend=bool(cells))
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line=dict(color="#555555", width=1.5),
+        name=DROPPED,
+        hoverinfo="skip",
+        showlegend=bool(cells),
+    )
 
 
 def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows: int = MAX_STEP_ROWS) -> go.Figure:
@@ -115,24 +122,64 @@ def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows:
     text = [([f"{escape_text(c.token.display)}<br>{_p_change(c)}" for c in s.top] + [""] * cols)[:cols] for s in rows]
     hover = [([_candidate_hover(c) for c in s.top] + [""] * cols)[:cols] for s in rows]
     x = list(range(1, cols + 1))
-    cells = dict(x=x, customdata=hover, texttemplate="%{text}", hovertemplate=HOVER_CUSTOMDATA,
-                 textfont=dict(size=style.label_size), xgap=1, ygap=1, hoverongaps=False)
-    fig = go.Figure(go.Heatmap(z=kept_z, text=_only_where(text, kept_z), name="kept", colorscale=style.colorscale,
-                               zmin=0, zmax=1, **cells,
-                               colorbar=plotting._colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5,
-                                                           thickness=14, title=dict(text="model p", side="top"))))
-    fig.add_trace(go.Heatmap(z=drop_z, text=_only_where(text, drop_z), name=DROPPED, colorscale=[[0, GREY], [1, GREY]],
-                             showscale=False, **cells))
+    cells = dict(
+        x=x,
+        customdata=hover,
+        texttemplate="%{text}",
+        hovertemplate=HOVER_CUSTOMDATA,
+        textfont=dict(size=style.label_size),
+        xgap=1,
+        ygap=1,
+        hoverongaps=False,
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=kept_z,
+            text=_only_where(text, kept_z),
+            name="kept",
+            colorscale=style.colorscale,
+            zmin=0,
+            zmax=1,
+            **cells,
+            colorbar=plotting._colorbar(
+                style,
+                orientation="h",
+                y=-0.02,
+                yanchor="top",
+                len=0.5,
+                thickness=14,
+                title=dict(text="model p", side="top"),
+            ),
+        )
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=drop_z,
+            text=_only_where(text, drop_z),
+            name=DROPPED,
+            colorscale=[[0, GREY], [1, GREY]],
+            showscale=False,
+            **cells,
+        )
+    )
     fig.add_trace(_strike_lines([(c, r) for r, row in enumerate(drop_z) for c, v in enumerate(row, 1) if v == 0]))
     beyond = _mark_chosen(fig, rows, cols, style)
     note = f"Last {len(rows)} of {len(generation.steps)} steps shown." if first else ""
     title = f"Each step's top-{cols} candidates by the model's p (outlined: chosen; grey, crossed out: {DROPPED})"
-    plotting._layout(fig, style, title, len(rows) * style.row_height * 1.8 + 110, subtitle=note,
-                     margin_r=30 + int(beyond * style.label_size * 0.6), extra_top=2 * style.label_size)
+    plotting._layout(
+        fig,
+        style,
+        title,
+        len(rows) * style.row_height * 1.8 + 110,
+        subtitle=note,
+        margin_r=30 + int(beyond * style.label_size * 0.6),
+        extra_top=2 * style.label_size,
+    )
     plotting._row_axis(fig, [step_context_label(generation, s.index) for s in rows])
     fig.update_yaxes(range=[len(rows) - 0.5, -0.5], autorange=False)  # reversed, without the strike lines' padding
-    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=[f"rank {r}" for r in x], side="top",
-                     range=[0.5, cols + 0.5])
+    fig.update_xaxes(
+        tickmode="array", tickvals=x, ticktext=[f"rank {r}" for r in x], side="top", range=[0.5, cols + 0.5]
+    )
     fig.update_layout(showlegend=False)
     return fig
 
@@ -140,8 +187,10 @@ def steps_heatmap(generation: Generation, style: FigureStyle = NORMAL, max_rows:
 def _outline(x: float, y: float, style: FigureStyle) -> list[dict]:
     """A thick white frame with a thin black core around cell (x, y): visible on dark and on bright cells."""
     box = dict(type="rect", xref="x", yref="y", x0=x - 0.5, x1=x + 0.5, y0=y - 0.5, y1=y + 0.5)
-    return [dict(box, name="chosen", line=dict(color="white", width=style.outline_width)),
-            dict(box, name="chosen-core", line=dict(color="black", width=max(1, style.outline_width / 3)))]
+    return [
+        dict(box, name="chosen", line=dict(color="white", width=style.outline_width)),
+        dict(box, name="chosen-core", line=dict(color="black", width=max(1, style.outline_width / 3))),
+    ]
 
 
 def _mark_chosen(fig: go.Figure, rows: list[Step], cols: int, style: FigureStyle) -> int:
@@ -155,8 +204,18 @@ def _mark_chosen(fig: go.Figure, rows: list[Step], cols: int, style: FigureStyle
             continue
         label = f"chose {escape_text(step.token.display)}: model p {percent(step.p_model)}, p {percent(step.p)}"
         longest = max(longest, len(label))
-        fig.add_annotation(x=cols + 0.5, y=r, xref="x", yref="y", text=label, showarrow=False, xanchor="left",
-                           xshift=6, font=dict(size=style.label_size), name="chosen outside the columns")
+        fig.add_annotation(
+            x=cols + 0.5,
+            y=r,
+            xref="x",
+            yref="y",
+            text=label,
+            showarrow=False,
+            xanchor="left",
+            xshift=6,
+            font=dict(size=style.label_size),
+            name="chosen outside the columns",
+        )
     return longest
 
 
@@ -165,12 +224,17 @@ def _mark_chosen(fig: go.Figure, rows: list[Step], cols: int, style: FigureStyle
 
 def _text_hover(step: Step) -> str:
     """'step 3: ␣France<br>chosen with p = 14%<br>model p = 11%<br>4 tokens to choose from', escaped."""
-    return (f"step {step.index + 1}: {escape_text(step.token.display)}<br>chosen with p = {percent(step.p)}"
-            f"<br>model p = {percent(step.p_model)}<br>{step.n_kept:,} tokens to choose from")
+    return (
+        f"step {step.index + 1}: {escape_text(step.token.display)}<br>chosen with p = {percent(step.p)}"
+        f"<br>model p = {percent(step.p_model)}<br>{step.n_kept:,} tokens to choose from"
+    )
 
 
 def continuation_strip(
-    generation: Generation, style: FigureStyle = NORMAL, per_line: int = 16, prompt_tokens: int = PROMPT_TOKENS_SHOWN,
+    generation: Generation,
+    style: FigureStyle = NORMAL,
+    per_line: int = 16,
+    prompt_tokens: int = PROMPT_TOKENS_SHOWN,
 ) -> go.Figure:
     """The prompt (grey, its last `prompt_tokens` tokens) then each new token coloured by the p it was chosen with."""
     shown_prompt = generation.prompt_ids[-prompt_tokens:] if prompt_tokens > 0 else []
@@ -186,15 +250,38 @@ def continuation_strip(
     for i, step in enumerate(generation.steps, start=len(prompt)):
         r, c = divmod(i, width)
         z[r][c], text[r][c], hover[r][c] = step.p, escape_text(step.token.display), _text_hover(step)
-    common = dict(customdata=hover, texttemplate="%{text}", hovertemplate=HOVER_CUSTOMDATA, xgap=3,
-                  ygap=3, hoverongaps=False, textfont=dict(size=style.label_size))
+    common = dict(
+        customdata=hover,
+        texttemplate="%{text}",
+        hovertemplate=HOVER_CUSTOMDATA,
+        xgap=3,
+        ygap=3,
+        hoverongaps=False,
+        textfont=dict(size=style.label_size),
+    )
     below = dict(orientation="h", y=0, yanchor="top", ypad=2 * style.label_size, len=0.5, thickness=14)
-    fig = go.Figure(go.Heatmap(z=z, text=_only_where(text, z), name="generated", colorscale=style.colorscale, zmin=0,
-                               zmax=1, **common,
-                               colorbar=plotting._colorbar(style, title=dict(text="p chosen with", side="top"),
-                                                           **below)))
-    fig.add_trace(go.Heatmap(z=grey, text=_only_where(text, grey), name="prompt", colorscale=[[0, GREY], [1, GREY]],
-                             showscale=False, **common))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            text=_only_where(text, z),
+            name="generated",
+            colorscale=style.colorscale,
+            zmin=0,
+            zmax=1,
+            **common,
+            colorbar=plotting._colorbar(style, title=dict(text="p chosen with", side="top"), **below),
+        )
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=grey,
+            text=_only_where(text, grey),
+            name="prompt",
+            colorscale=[[0, GREY], [1, GREY]],
+            showscale=False,
+            **common,
+        )
+    )
     cut = len(generation.prompt_ids) - len(prompt)
     note = f"The prompt's first {cut} tokens are left out." if cut else ""
     title = _strip_title(generation)
@@ -211,8 +298,10 @@ def _strip_title(generation: Generation) -> str:
         return "The prompt (grey): nothing generated yet"
     stop = {STOP_EOS: " · stopped: the model chose EOS", STOP_MAX: " · stopped: the token limit"}
     n = len(generation.steps)
-    return (f"The prompt (grey), then {n} new token{'s' if n > 1 else ''}, each coloured by the p it was chosen with"
-            + stop.get(generation.stop_reason, ""))
+    return (
+        f"The prompt (grey), then {n} new token{'s' if n > 1 else ''}, each coloured by the p it was chosen with"
+        + stop.get(generation.stop_reason, "")
+    )
 
 
 # ---------------------------------------------------------------- one step, before and after
@@ -241,27 +330,55 @@ def step_distribution(generation: Generation, index: int | None = None, style: F
     chosen = [c.token.id == step.token.id for c in cands]
     edge = [style.text_color if hit else "rgba(0,0,0,0)" for hit in chosen]
     width = [max(3, 2 * style.bar_line_width) if hit else 0 for hit in chosen]
-    fig = go.Figure([
-        go.Bar(x=names, y=[c.p_model for c in cands], name="model p (before)",
-               text=[percent(c.p_model) for c in cands], textposition="outside",
-               customdata=[_candidate_hover(c) for c in cands], hovertemplate=HOVER_CUSTOMDATA,
-               marker=dict(color=[BEFORE_COLOR if c.kept else GREY for c in cands],
-                           pattern=dict(shape=["" if c.kept else "/" for c in cands]),
-                           line=dict(color=edge, width=width))),
-        go.Bar(x=names, y=[c.p for c in cands], name="after temperature, top-k, top-p",
-               text=[percent(c.p) if c.kept else "dropped" for c in cands], textposition="outside",
-               customdata=[_candidate_hover(c) for c in cands], hovertemplate=HOVER_CUSTOMDATA,
-               marker=dict(color=AFTER_COLOR, line=dict(color=edge, width=width))),
-    ])
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=[c.p_model for c in cands],
+                name="model p (before)",
+                text=[percent(c.p_model) for c in cands],
+                textposition="outside",
+                customdata=[_candidate_hover(c) for c in cands],
+                hovertemplate=HOVER_CUSTOMDATA,
+                marker=dict(
+                    color=[BEFORE_COLOR if c.kept else GREY for c in cands],
+                    pattern=dict(shape=["" if c.kept else "/" for c in cands]),
+                    line=dict(color=edge, width=width),
+                ),
+            ),
+            go.Bar(
+                x=names,
+                y=[c.p for c in cands],
+                name="after temperature, top-k, top-p",
+                text=[percent(c.p) if c.kept else "dropped" for c in cands],
+                textposition="outside",
+                customdata=[_candidate_hover(c) for c in cands],
+                hovertemplate=HOVER_CUSTOMDATA,
+                marker=dict(color=AFTER_COLOR, line=dict(color=edge, width=width)),
+            ),
+        ]
+    )
     peak = max(max(c.p, c.p_model) for c, hit in zip(cands, chosen) if hit)
     at = chosen.index(True)  # the category's index: a name like '2' would be read as the index 2
-    fig.add_annotation(x=at, y=peak, text="chosen", showarrow=True, arrowhead=2, ay=-36,
-                       yshift=style.label_size + 4, font=dict(size=style.font_size), name="chosen")
+    fig.add_annotation(
+        x=at,
+        y=peak,
+        text="chosen",
+        showarrow=True,
+        arrowhead=2,
+        ay=-36,
+        yshift=style.label_size + 4,
+        font=dict(size=style.font_size),
+        name="chosen",
+    )
     vocab = len(generation.lm.tokenizer)
-    title = (f"Step {index + 1}: chose {escape_text(step.token.display)} with p = {percent(step.p)} "
-             f"(model p {percent(step.p_model)}) · {step.n_kept:,} of {vocab:,} tokens left to choose from")
-    plotting._layout(fig, style, title, 0, subtitle=escape_text(decoding_text(generation)),
-                     extra_top=2 * style.font_size)
+    title = (
+        f"Step {index + 1}: chose {escape_text(step.token.display)} with p = {percent(step.p)} "
+        f"(model p {percent(step.p_model)}) · {step.n_kept:,} of {vocab:,} tokens left to choose from"
+    )
+    plotting._layout(
+        fig, style, title, 0, subtitle=escape_text(decoding_text(generation)), extra_top=2 * style.font_size
+    )
     fig.update_layout(barmode="group", showlegend=True, uniformtext=dict(minsize=8, mode="hide"))
     fig.update_xaxes(type="category", tickangle=-45)
     top = max(max(c.p, c.p_model) for c in cands)
@@ -284,22 +401,52 @@ def forced_lines(generation: Generation, forced: Analysis, style: FigureStyle = 
     labels = [f"{s.index + 1}. {escape_text(s.token.display)}" for s in generation.steps]  # unique by step
     width = max(2, style.bar_line_width)
     series = (  # drawn in this order: the dashed line stays visible where it equals the model's p
-        ("model p, one token at a time", [s.p_model for s in generation.steps], BEFORE_COLOR, "lines+markers",
-         "circle", 8, "solid"),
-        ("teacher forcing: one pass over prompt + continuation", teacher_p(generation, forced), FORCED_COLOR,
-         "markers", "circle-open", 16, "solid"),
-        ("p chosen with (after filters)", [s.p for s in generation.steps], AFTER_COLOR, "lines+markers", "diamond", 7,
-         "dash"),
+        (
+            "model p, one token at a time",
+            [s.p_model for s in generation.steps],
+            BEFORE_COLOR,
+            "lines+markers",
+            "circle",
+            8,
+            "solid",
+        ),
+        (
+            "teacher forcing: one pass over prompt + continuation",
+            teacher_p(generation, forced),
+            FORCED_COLOR,
+            "markers",
+            "circle-open",
+            16,
+            "solid",
+        ),
+        (
+            "p chosen with (after filters)",
+            [s.p for s in generation.steps],
+            AFTER_COLOR,
+            "lines+markers",
+            "diamond",
+            7,
+            "dash",
+        ),
     )
-    fig = go.Figure([
-        go.Scatter(x=labels, y=y, name=name, mode=mode, line=dict(color=color, width=width, dash=dash),
-                   marker=dict(color=color, symbol=symbol, size=size, line=dict(width=2, color=color)),
-                   hovertemplate="%{y:.2%}<extra></extra>")
-        for name, y, color, mode, symbol, size, dash in series
-    ])
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=labels,
+                y=y,
+                name=name,
+                mode=mode,
+                line=dict(color=color, width=width, dash=dash),
+                marker=dict(color=color, symbol=symbol, size=size, line=dict(width=2, color=color)),
+                hovertemplate="%{y:.2%}<extra></extra>",
+            )
+            for name, y, color, mode, symbol, size, dash in series
+        ]
+    )
     loss = forced.loss
-    title = ("Teacher forcing: one forward pass gives each new token the p the model gave it step by step"
-             + (f" · loss of the continuation = {loss:.3f} nats" if loss is not None else ""))
+    title = "Teacher forcing: one forward pass gives each new token the p the model gave it step by step" + (
+        f" · loss of the continuation = {loss:.3f} nats" if loss is not None else ""
+    )
     plotting._layout(fig, style, title, 0, extra_top=2 * style.font_size)
     fig.update_layout(showlegend=True, hovermode="x unified")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, tickangle=-45)
@@ -307,18 +454,31 @@ def forced_lines(generation: Generation, forced: Analysis, style: FigureStyle = 
     return fig
 
 
-FORCED_COLUMNS = ("step", "token", "p chosen with", "model p (step by step)", "p (teacher forcing)",
-                  "−ln p (teacher forcing)")
+FORCED_COLUMNS = (
+    "step",
+    "token",
+    "p chosen with",
+    "model p (step by step)",
+    "p (teacher forcing)",
+    "−ln p (teacher forcing)",
+)
 
 
 def forced_table(generation: Generation, forced: Analysis) -> pd.DataFrame:
     """One row per new token: sampled p, the model's p step by step, the teacher-forced p and −ln of it."""
     tf = teacher_p(generation, forced)
-    return pd.DataFrame(dict(zip(FORCED_COLUMNS, [
-        [s.index + 1 for s in generation.steps],
-        [s.token.display for s in generation.steps],
-        [round(s.p, 4) for s in generation.steps],
-        [round(s.p_model, 4) for s in generation.steps],
-        [round(p, 4) for p in tf],
-        [round(-math.log(max(p, 1e-45)), 4) for p in tf],
-    ])))
+    return pd.DataFrame(
+        dict(
+            zip(
+                FORCED_COLUMNS,
+                [
+                    [s.index + 1 for s in generation.steps],
+                    [s.token.display for s in generation.steps],
+                    [round(s.p, 4) for s in generation.steps],
+                    [round(s.p_model, 4) for s in generation.steps],
+                    [round(p, 4) for p in tf],
+                    [round(-math.log(max(p, 1e-45)), 4) for p in tf],
+                ],
+            )
+        )
+    )

@@ -25,7 +25,7 @@ def headed(fig: go.Figure, label: str, analysis: Analysis, loss_bars: bool = Fal
 
 def short_name(name: str, chars: int = HEADER_NAME_CHARS) -> str:
     """A model name cut to its last `chars` characters: '/home/me/models/tiny-gpt2' -> '…/models/tiny-gpt2'."""
-    return name if len(name) <= chars else "…" + name[-(chars - 1):]
+    return name if len(name) <= chars else "…" + name[-(chars - 1) :]
 
 
 def style_for(classroom: bool) -> plotting.FigureStyle:

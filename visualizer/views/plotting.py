@@ -74,12 +74,28 @@ class FigureStyle:
 
 
 NORMAL = FigureStyle(
-    font_size=13, title_size=16, label_size=12, colorscale="Viridis", text_color="#222222",
-    outline_width=3, bar_line_width=0, width=None, height=420, row_height=26,
+    font_size=13,
+    title_size=16,
+    label_size=12,
+    colorscale="Viridis",
+    text_color="#222222",
+    outline_width=3,
+    bar_line_width=0,
+    width=None,
+    height=420,
+    row_height=26,
 )
 CLASSROOM = FigureStyle(
-    font_size=20, title_size=24, label_size=16, colorscale="Cividis", text_color="#000000",
-    outline_width=6, bar_line_width=2, width=None, height=720, row_height=40,
+    font_size=20,
+    title_size=24,
+    label_size=16,
+    colorscale="Cividis",
+    text_color="#000000",
+    outline_width=6,
+    bar_line_width=2,
+    width=None,
+    height=720,
+    row_height=40,
 )
 
 
@@ -141,8 +157,16 @@ def figure_json(fig: go.Figure, config: dict = PLOT_CONFIG) -> str:
 # ---------------------------------------------------------------- shared layout
 
 
-def _layout(fig: go.Figure, style: FigureStyle, title: str, body: float, subtitle: str = "", margin_r: int = 30,
-            extra_top: float = 0, at_least_style_height: bool = True) -> go.Figure:
+def _layout(
+    fig: go.Figure,
+    style: FigureStyle,
+    title: str,
+    body: float,
+    subtitle: str = "",
+    margin_r: int = 30,
+    extra_top: float = 0,
+    at_least_style_height: bool = True,
+) -> go.Figure:
     """Fonts, size, white background and axis lines shared by every figure; a one-line title at the top.
 
     `body` is the height below the top margin (plot, axis labels, colour bar), px; `extra_top`
@@ -151,9 +175,17 @@ def _layout(fig: go.Figure, style: FigureStyle, title: str, body: float, subtitl
     top = 24 + style.title_size * 1.4 + (style.font_size * 1.5 if subtitle else 0) + extra_top
     changes = dict(
         template="none",
-        title=dict(text=title, font=dict(size=style.title_size, color=style.text_color), x=0.01, xanchor="left",
-                   y=1, yref="container", yanchor="top", pad=dict(t=12),
-                   subtitle=dict(text=subtitle, font=dict(size=style.font_size, color=style.text_color))),
+        title=dict(
+            text=title,
+            font=dict(size=style.title_size, color=style.text_color),
+            x=0.01,
+            xanchor="left",
+            y=1,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=12),
+            subtitle=dict(text=subtitle, font=dict(size=style.font_size, color=style.text_color)),
+        ),
         font=dict(size=style.font_size, color=style.text_color),
         paper_bgcolor="white",
         plot_bgcolor="white",
@@ -164,8 +196,12 @@ def _layout(fig: go.Figure, style: FigureStyle, title: str, body: float, subtitl
         legend=dict(font=dict(size=style.font_size), orientation="h", y=1.0, yanchor="bottom", x=0),
     )
     axis = dict(
-        tickfont=dict(size=style.label_size, color=style.text_color), automargin=True, showgrid=False,
-        linecolor=style.text_color, linewidth=max(1, style.bar_line_width), zeroline=False,
+        tickfont=dict(size=style.label_size, color=style.text_color),
+        automargin=True,
+        showgrid=False,
+        linecolor=style.text_color,
+        linewidth=max(1, style.bar_line_width),
+        zeroline=False,
     )
     return set_layout(fig, changes, axes=axis)
 
@@ -185,7 +221,9 @@ def set_layout(fig: go.Figure, changes: dict, axes: dict | None = None) -> go.Fi
 
 
 def _merged(base: dict, changes: dict) -> dict:
-    """`base` with `changes` merged in, nested dicts merged key by key: ({'a': {'b': 1}}, {'a': {'c': 2}}) -> {'a': {'b': 1, 'c': 2}}."""
+    """`base` with `changes` merged in, nested dicts merged key by key.
+
+    Example: ({'a': {'b': 1}}, {'a': {'c': 2}}) -> {'a': {'b': 1, 'c': 2}}."""
     out = dict(base)
     for key, value in changes.items():
         out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
@@ -193,7 +231,8 @@ def _merged(base: dict, changes: dict) -> dict:
 
 
 def _rows_shown(analysis: Analysis, max_rows: int) -> tuple[int, str]:
-    """How many positions a figure shows (the first `max_rows`) and a subtitle saying what was left out ('' if nothing)."""
+    """How many positions a figure shows (the first `max_rows`), and a subtitle saying what was left out ('' if
+    nothing)."""
     if isinstance(max_rows, bool) or not isinstance(max_rows, Integral) or max_rows < 1:
         raise InputError(f"max_rows must be a whole number, 1 or more, not {max_rows!r}.")
     n = len(analysis.tokens) - 1
@@ -259,10 +298,26 @@ def _side_by_side(left: str, right: str, spacing: float) -> go.Figure:
     subplot_titles=...) builds, without its cost (the right plot's traces take xaxis='x2', yaxis='y2')."""
     width = (1 - spacing) / 2
     domains = ([0.0, width], [1 - width, 1.0])
-    titles = [dict(font=dict(size=16), showarrow=False, text=text, x=(lo + hi) / 2, xanchor="center", xref="paper",
-                   y=1.0, yanchor="bottom", yref="paper") for text, (lo, hi) in zip((left, right), domains)]
-    return go.Figure(layout=dict(
-        xaxis=dict(anchor="y", domain=domains[0]), yaxis=dict(anchor="x", domain=[0.0, 1.0]),
-        xaxis2=dict(anchor="y2", domain=domains[1]),
-        yaxis2=dict(anchor="x2", domain=[0.0, 1.0], matches="y", showticklabels=False), annotations=titles,
-    ))
+    titles = [
+        dict(
+            font=dict(size=16),
+            showarrow=False,
+            text=text,
+            x=(lo + hi) / 2,
+            xanchor="center",
+            xref="paper",
+            y=1.0,
+            yanchor="bottom",
+            yref="paper",
+        )
+        for text, (lo, hi) in zip((left, right), domains)
+    ]
+    return go.Figure(
+        layout=dict(
+            xaxis=dict(anchor="y", domain=domains[0]),
+            yaxis=dict(anchor="x", domain=[0.0, 1.0]),
+            xaxis2=dict(anchor="y2", domain=domains[1]),
+            yaxis2=dict(anchor="x2", domain=[0.0, 1.0], matches="y", showticklabels=False),
+            annotations=titles,
+        )
+    )

@@ -44,27 +44,43 @@ def _token_hovers(analysis: Analysis, rows: int, shown: int = 5) -> list[str]:
     p, rank, counted = arrays.p_target[:rows].tolist(), arrays.rank[:rows].tolist(), arrays.counted[:rows].tolist()
     top_p = arrays.top_p[:rows, :shown].tolist()  # (rows, shown)
     top = [decoder.tokens(ids) for ids in arrays.top_ids[:rows, :shown].tolist()]  # (rows, shown)
-    return ["<br>".join([escape_text(analysis.tokens[j + 1].display),
-                         f"p = {percent(p[j])}, rank {rank[j]}" + ("" if counted[j] else " (masked)"),
-                         *(f"{i}. {escape_text(t.display)} {percent(q)}" for i, (t, q) in enumerate(zip(top[j], top_p[j]), 1))])
-            for j in range(rows)]
+    return [
+        "<br>".join(
+            [
+                escape_text(analysis.tokens[j + 1].display),
+                f"p = {percent(p[j])}, rank {rank[j]}" + ("" if counted[j] else " (masked)"),
+                *(f"{i}. {escape_text(t.display)} {percent(q)}" for i, (t, q) in enumerate(zip(top[j], top_p[j]), 1)),
+            ]
+        )
+        for j in range(rows)
+    ]
 
 
 def _strip_scale(color_by: str, style: FigureStyle) -> dict:
     """Colour settings for the strip: a continuous p scale, or four flat rank-bucket colours."""
     below = dict(orientation="h", y=0, yanchor="top", ypad=2 * style.label_size, len=0.5, thickness=14)
     if color_by == "probability":
-        return dict(colorscale=style.colorscale, zmin=0, zmax=1,
-                    colorbar=_colorbar(style, title=dict(text="p", side="top"), **below))
+        return dict(
+            colorscale=style.colorscale,
+            zmin=0,
+            zmax=1,
+            colorbar=_colorbar(style, title=dict(text="p", side="top"), **below),
+        )
     ticks = dict(tickvals=[0, 1, 2, 3], ticktext=[label for _, label in RANK_BUCKETS])
-    return dict(colorscale=_discrete_scale(rank_colors(style)), zmin=-0.5, zmax=3.5,
-                colorbar=dict(title=dict(text="rank", side="top"), tickfont=dict(size=style.label_size),
-                              **ticks, **below))
+    return dict(
+        colorscale=_discrete_scale(rank_colors(style)),
+        zmin=-0.5,
+        zmax=3.5,
+        colorbar=dict(title=dict(text="rank", side="top"), tickfont=dict(size=style.label_size), **ticks, **below),
+    )
 
 
 def token_strip(
-    analysis: Analysis, color_by: str = "probability", style: FigureStyle = NORMAL,
-    per_line: int = 16, max_tokens: int = 512,
+    analysis: Analysis,
+    color_by: str = "probability",
+    style: FigureStyle = NORMAL,
+    per_line: int = 16,
+    max_tokens: int = 512,
 ) -> go.Figure:
     """The text as lines of `per_line` tokens, each coloured by p(token | the tokens before) or by rank bucket.
 
@@ -79,18 +95,38 @@ def token_strip(
     text = [[""] * width for _ in range(lines)]
     hover = [[""] * width for _ in range(lines)]
     shown = len(tokens) - 1  # positions drawn: token k's colour is position k's
-    colour = (analysis.arrays.p_target[:shown].tolist() if color_by == "probability"
-              else [rank_bucket(r) for r in analysis.arrays.rank[:shown].tolist()])
+    colour = (
+        analysis.arrays.p_target[:shown].tolist()
+        if color_by == "probability"
+        else [rank_bucket(r) for r in analysis.arrays.rank[:shown].tolist()]
+    )
     for i, (token, value, tip) in enumerate(zip(tokens[1:], colour, _token_hovers(analysis, shown)), start=1):
         r, c = divmod(i, width)
         z[r][c], text[r][c], hover[r][c] = value, escape_text(token.display), tip
-    cells = dict(xgap=3, ygap=3, texttemplate="%{text}", textfont=dict(size=style.label_size),
-                 hoverongaps=False, hovertemplate=HOVER_CUSTOMDATA)
-    fig = go.Figure(go.Heatmap(z=z, text=text, customdata=hover, name="tokens", **cells,
-                               **_strip_scale(color_by, style)))
-    fig.add_trace(go.Heatmap(z=[[0]], x=[0], y=[0], text=[[escape_text(tokens[0].display)]],
-                             customdata=[["first token: nothing before it predicts it"]],
-                             colorscale=[[0, GREY], [1, GREY]], showscale=False, name="first token", **cells))
+    cells = dict(
+        xgap=3,
+        ygap=3,
+        texttemplate="%{text}",
+        textfont=dict(size=style.label_size),
+        hoverongaps=False,
+        hovertemplate=HOVER_CUSTOMDATA,
+    )
+    fig = go.Figure(
+        go.Heatmap(z=z, text=text, customdata=hover, name="tokens", **cells, **_strip_scale(color_by, style))
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=[[0]],
+            x=[0],
+            y=[0],
+            text=[[escape_text(tokens[0].display)]],
+            customdata=[["first token: nothing before it predicts it"]],
+            colorscale=[[0, GREY], [1, GREY]],
+            showscale=False,
+            name="first token",
+            **cells,
+        )
+    )
     what = "p(token | the tokens before it)" if color_by == "probability" else "the rank the model gave it"
     left_out = len(analysis.tokens) - len(tokens)
     note = f"First {len(tokens)} of {len(analysis.tokens)} tokens shown; the rest are left out." if left_out else ""
@@ -103,8 +139,13 @@ def token_strip(
 # ---------------------------------------------------------------- top-K heatmap
 
 
-def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS,
-                  slots: Slots | None = None, width: int | None = None) -> go.Figure:
+def top_k_heatmap(
+    analysis: Analysis,
+    style: FigureStyle = NORMAL,
+    max_rows: int = MAX_ROWS,
+    slots: Slots | None = None,
+    width: int | None = None,
+) -> go.Figure:
     """A row per position (its context →), a column per rank 1..K: each candidate and its p.
 
     The true next token's cell is outlined; where it is outside the top K, its p and rank
@@ -124,28 +165,59 @@ def top_k_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int
     whole = [[escape_text(c.token.display) for c in pos.top] for pos in rows]  # for the hover
     text = [[f"{escape_text(cut(c.token.display, chars))}<br>{percent(c.p)}" for c in pos.top] for pos in rows]
     if slots is not None:  # (count, K): empty rows where the other model has a position and this one none
-        z, whole, text = (slots.spread(cells_, [fill] * k_cols) for cells_, fill in ((z, None), (whole, ""), (text, "")))
-    fig = go.Figure(go.Heatmap(
-        z=packed(z), x=list(range(1, k_cols + 1)), text=text, texttemplate="%{text}", customdata=whole,
-        hovertemplate="%{customdata}<br>p = %{z:.2p}<br>%{x}<extra></extra>",  # x hovers as its tick, 'rank 3'
-        textfont=dict(size=style.label_size),
-        colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
-        colorbar=_colorbar(style, orientation="h", y=-0.02, yanchor="top", len=0.5, thickness=14,
-                           title=dict(text="p", side="top")),
-    ))
+        z, whole, text = (
+            slots.spread(cells_, [fill] * k_cols) for cells_, fill in ((z, None), (whole, ""), (text, ""))
+        )
+    fig = go.Figure(
+        go.Heatmap(
+            z=packed(z),
+            x=list(range(1, k_cols + 1)),
+            text=text,
+            texttemplate="%{text}",
+            customdata=whole,
+            hovertemplate="%{customdata}<br>p = %{z:.2p}<br>%{x}<extra></extra>",  # x hovers as its tick, 'rank 3'
+            textfont=dict(size=style.label_size),
+            colorscale=style.colorscale,
+            zmin=0,
+            zmax=1,
+            xgap=1,
+            ygap=1,
+            colorbar=_colorbar(
+                style, orientation="h", y=-0.02, yanchor="top", len=0.5, thickness=14, title=dict(text="p", side="top")
+            ),
+        )
+    )
     title = f"Top-{k_cols} next-token candidates at each position (outlined: the true next token)"
-    _layout(fig, style, title, len(z) * style.row_height * 1.8 + 110, subtitle=note, margin_r=margin_r,
-            extra_top=2 * style.label_size)  # the rank ticks above the rows
+    _layout(
+        fig,
+        style,
+        title,
+        len(z) * style.row_height * 1.8 + 110,
+        subtitle=note,
+        margin_r=margin_r,
+        extra_top=2 * style.label_size,
+    )  # the rank ticks above the rows
     _row_axis(fig, row_labels, slots)
-    set_layout(fig, dict(shapes=_outlines(cells, style), annotations=notes,
-                         xaxis=dict(tickmode="array", tickvals=list(range(1, k_cols + 1)), side="top",
-                                    range=[0.5, k_cols + 0.5],  # else Plotly widens it to fit the notes' text
-                                    ticktext=[f"rank {r}" for r in range(1, k_cols + 1)])))
+    set_layout(
+        fig,
+        dict(
+            shapes=_outlines(cells, style),
+            annotations=notes,
+            xaxis=dict(
+                tickmode="array",
+                tickvals=list(range(1, k_cols + 1)),
+                side="top",
+                range=[0.5, k_cols + 0.5],  # else Plotly widens it to fit the notes' text
+                ticktext=[f"rank {r}" for r in range(1, k_cols + 1)],
+            ),
+        ),
+    )
     return fig
 
 
-def _outside_top_k(rows, k_cols: int, style: FigureStyle, place: list[int],
-                   narrow: bool = False) -> tuple[list[dict], int, list[tuple[int, int]]]:
+def _outside_top_k(
+    rows, k_cols: int, style: FigureStyle, place: list[int], narrow: bool = False
+) -> tuple[list[dict], int, list[tuple[int, int]]]:
     """(notes right of the rows whose target is outside the top K, the right margin they need, the
     (column, y) cells to outline where it is inside; row r is at y = place[r]); all set at once:
     add_shape in a loop is quadratic. A `narrow` figure's notes leave out the token: 'rank 12: 0.8%'."""
@@ -155,11 +227,26 @@ def _outside_top_k(rows, k_cols: int, style: FigureStyle, place: list[int],
         if col is not None:
             cells.append((col, r))
             continue
-        label = (f"rank {pos.rank}: {percent(pos.p_target)}" if narrow else
-                 f"target {escape_text(pos.target.display)}: {percent(pos.p_target)}, rank {pos.rank}")
+        label = (
+            f"rank {pos.rank}: {percent(pos.p_target)}"
+            if narrow
+            else f"target {escape_text(pos.target.display)}: {percent(pos.p_target)}, rank {pos.rank}"
+        )
         beyond = max(beyond, len(label))
-        notes.append(dict(x=k_cols + 0.5, y=r, xref="x", yref="y", text=label, showarrow=False, xanchor="left",
-                          xshift=6, font=dict(size=style.label_size), name="target outside top-K"))
+        notes.append(
+            dict(
+                x=k_cols + 0.5,
+                y=r,
+                xref="x",
+                yref="y",
+                text=label,
+                showarrow=False,
+                xanchor="left",
+                xshift=6,
+                font=dict(size=style.label_size),
+                name="target outside top-K",
+            )
+        )
     return notes, 30 + int(beyond * style.label_size * 0.6), cells
 
 

@@ -17,19 +17,21 @@ from ..model.tokens import unique_names
 def position_table(analysis: Analysis) -> pd.DataFrame:
     """One row per predicted token: context -> target, p, rank, loss, entropy, top-1."""
     arrays, targets = analysis.arrays, analysis.tokens[1:]
-    return pd.DataFrame({
-        "k": np.arange(1, len(analysis.tokens)),
-        "context": analysis.contexts,
-        "target": [t.display for t in targets],
-        "target_id": [t.id for t in targets],
-        "p_target": arrays.p_target.astype(np.float64),
-        "rank": arrays.rank,
-        "loss": np.where(arrays.counted, -arrays.logp.astype(np.float64), np.nan),  # NaN where masked
-        "masked": ~arrays.counted,
-        "entropy": arrays.entropy.astype(np.float64),
-        "top1": [t.display for t in analysis.decoder.tokens(arrays.top_ids[:, 0])],
-        "p_top1": arrays.top_p[:, 0].astype(np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "k": np.arange(1, len(analysis.tokens)),
+            "context": analysis.contexts,
+            "target": [t.display for t in targets],
+            "target_id": [t.id for t in targets],
+            "p_target": arrays.p_target.astype(np.float64),
+            "rank": arrays.rank,
+            "loss": np.where(arrays.counted, -arrays.logp.astype(np.float64), np.nan),  # NaN where masked
+            "masked": ~arrays.counted,
+            "entropy": arrays.entropy.astype(np.float64),
+            "top1": [t.display for t in analysis.decoder.tokens(arrays.top_ids[:, 0])],
+            "p_top1": arrays.top_p[:, 0].astype(np.float64),
+        }
+    )
 
 
 def top_k_table(analysis: Analysis) -> pd.DataFrame:
@@ -38,28 +40,32 @@ def top_k_table(analysis: Analysis) -> pd.DataFrame:
     rows, k = arrays.top_ids.shape  # (n-1, K)
     ids = arrays.top_ids.ravel()  # (n-1 * K,), row by row
     targets = np.asarray(analysis.input_ids[1:])[:, None]  # (n-1, 1)
-    return pd.DataFrame({
-        "k": np.repeat(np.arange(1, rows + 1), k),
-        "rank": np.tile(np.arange(1, k + 1), rows),
-        "token": [t.display for t in analysis.decoder.tokens(ids)],
-        "token_id": ids,
-        "p": arrays.top_p.ravel().astype(np.float64),
-        "is_target": (arrays.top_ids == targets).ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "k": np.repeat(np.arange(1, rows + 1), k),
+            "rank": np.tile(np.arange(1, k + 1), rows),
+            "token": [t.display for t in analysis.decoder.tokens(ids)],
+            "token_id": ids,
+            "p": arrays.top_p.ravel().astype(np.float64),
+            "is_target": (arrays.top_ids == targets).ravel(),
+        }
+    )
 
 
 def labels_table(analysis: Analysis) -> pd.DataFrame:
     """The shift made visible: for each index, input_id, label, and which context predicts it."""
     predicted_from = ["nothing (first token)"] + [f"input_ids[:{i}] = {c}" for i, c in enumerate(analysis.contexts, 1)]
     labels = analysis.labels
-    return pd.DataFrame({
-        "index": range(len(labels)),
-        "token": [t.display for t in analysis.tokens],
-        "input_id": [t.id for t in analysis.tokens],
-        "label": labels,
-        "counts_in_loss": [i > 0 and label != IGNORE_INDEX for i, label in enumerate(labels)],
-        "predicted_from": predicted_from,
-    })
+    return pd.DataFrame(
+        {
+            "index": range(len(labels)),
+            "token": [t.display for t in analysis.tokens],
+            "input_id": [t.id for t in analysis.tokens],
+            "label": labels,
+            "counts_in_loss": [i > 0 and label != IGNORE_INDEX for i, label in enumerate(labels)],
+            "predicted_from": predicted_from,
+        }
+    )
 
 
 def sentence_vocab_table(analysis: Analysis) -> pd.DataFrame:
@@ -77,4 +83,3 @@ def for_display(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     for name in shown.columns[[pd.api.types.is_float_dtype(t) for t in shown.dtypes]]:
         shown[name] = [float(f"{x:.{digits}g}") for x in shown[name]]
     return shown
-

@@ -33,8 +33,9 @@ from .plotting import (
 )
 
 
-def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS,
-                           slots: Slots | None = None) -> go.Figure:
+def sentence_vocab_heatmap(
+    analysis: Analysis, style: FigureStyle = NORMAL, max_rows: int = MAX_ROWS, slots: Slots | None = None
+) -> go.Figure:
     """The walkthrough's table: predicted p of each distinct sentence token per position, beside the one-hot truth.
 
     Only the tokens of the shown part of the text get a column; the rest of the vocabulary,
@@ -50,34 +51,65 @@ def sentence_vocab_heatmap(analysis: Analysis, style: FigureStyle = NORMAL, max_
     truth[np.arange(shown), vocab.target_column[:shown]] = 1
     fig = _side_by_side("predicted", "true (one-hot)", spacing=0.03)
     show_text = len(names) <= MAX_TEXT_COLUMNS
-    common = dict(x=names, colorscale=style.colorscale, zmin=0, zmax=1, xgap=1, ygap=1,
-                  texttemplate="%{text}" if show_text else None, textfont=dict(size=style.label_size))
+    common = dict(
+        x=names,
+        colorscale=style.colorscale,
+        zmin=0,
+        zmax=1,
+        xgap=1,
+        ygap=1,
+        texttemplate="%{text}" if show_text else None,
+        textfont=dict(size=style.label_size),
+    )
     p_text = [[whole_percent(p) for p in row] for row in predicted.tolist()] if show_text else None
     t_text = [[str(t) for t in row] for row in truth.tolist()] if show_text else None
     if slots is not None:  # (count, m+1): empty rows where the other model has a position and this one none
         gap = [None] * len(names)
         predicted, truth = (np.asarray(slots.spread(v.tolist(), gap), dtype="float32") for v in (predicted, truth))
         p_text, t_text = (None if t is None else slots.spread(t, [""] * len(names)) for t in (p_text, t_text))
-    fig.add_trace(go.Heatmap(
-        z=packed(predicted), text=p_text,
-        name="predicted", colorbar=_colorbar(style), hovertemplate="%{x}: %{z:.2%}<extra></extra>", xaxis="x", yaxis="y",
-        **common,
-    ))
-    fig.add_trace(go.Heatmap(
-        z=truth, text=t_text,
-        name="true (one-hot)", showscale=False, hovertemplate="%{x}: %{z:.0f}<extra></extra>", xaxis="x2", yaxis="y2",
-        **common,
-    ))
+    fig.add_trace(
+        go.Heatmap(
+            z=packed(predicted),
+            text=p_text,
+            name="predicted",
+            colorbar=_colorbar(style),
+            hovertemplate="%{x}: %{z:.2%}<extra></extra>",
+            xaxis="x",
+            yaxis="y",
+            **common,
+        )
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=truth,
+            text=t_text,
+            name="true (one-hot)",
+            showscale=False,
+            hovertemplate="%{x}: %{z:.0f}<extra></extra>",
+            xaxis="x2",
+            yaxis="y2",
+            **common,
+        )
+    )
     title = "p(column token | context) at each position, beside the true next token"
-    _layout(fig, style, title, len(predicted) * style.row_height + 12 * style.label_size, subtitle=note,
-            extra_top=2 * style.font_size)  # room for the subplot titles; rotated column names below
-    titles = [_merged(a, dict(font=dict(size=style.font_size, color=style.text_color)))  # the subplot titles
-              for a in fig.layout.to_plotly_json().get("annotations", [])]
+    _layout(
+        fig,
+        style,
+        title,
+        len(predicted) * style.row_height + 12 * style.label_size,
+        subtitle=note,
+        extra_top=2 * style.font_size,
+    )  # room for the subplot titles; rotated column names below
+    titles = [
+        _merged(a, dict(font=dict(size=style.font_size, color=style.text_color)))  # the subplot titles
+        for a in fig.layout.to_plotly_json().get("annotations", [])
+    ]
     _row_axis(fig, [context_label(c) for c in analysis.contexts[:shown]], slots, row=1, col=1)
     columns = dict(type="category", tickangle=-45)
     boxes = _outlines([(vocab.target_column[r], y) for r, y in enumerate(_placer(slots, shown))], style)
-    set_layout(fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns,
-                         xaxis2=columns))
+    set_layout(
+        fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns, xaxis2=columns)
+    )
     return fig
 
 
@@ -101,17 +133,37 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
     names = unique_names([escape_text(t.display) for t in vocab.columns]) + [OTHER_COLUMN]
     diff = vocab.abs_diff(row)
     line = dict(color=style.text_color, width=style.bar_line_width)
-    series = (("predicted p", vocab.predicted(row), "#0072B2", ""),
-              ("true (one-hot)", vocab.one_hot(row), "#E69F00", ""),
-              ("|predicted − true|", diff, "#009E73", "x"))
-    fig = go.Figure([go.Bar(x=names, y=packed(y), name=name, hovertemplate="%{y:.3f}",
-                            marker=dict(color=color, pattern=dict(shape=shape), line=line))
-                     for name, y, color, shape in series])
+    series = (
+        ("predicted p", vocab.predicted(row), "#0072B2", ""),
+        ("true (one-hot)", vocab.one_hot(row), "#E69F00", ""),
+        ("|predicted − true|", diff, "#009E73", "x"),
+    )
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=packed(y),
+                name=name,
+                hovertemplate="%{y:.3f}",
+                marker=dict(color=color, pattern=dict(shape=shape), line=line),
+            )
+            for name, y, color, shape in series
+        ]
+    )
     status = " (masked: not in the loss)" if pos.masked else ""
-    title = (f"k={k}: {context_label(pos.context)} {escape_text(pos.target.display)}   ·   "
-             f"cross-entropy −ln p = {analysis.arrays.would_be_losses()[row]:.3f} nats   ·   "
-             f"sum of |predicted − true| = {sum(diff):.3f}{status}")
+    title = (
+        f"k={k}: {context_label(pos.context)} {escape_text(pos.target.display)}   ·   "
+        f"cross-entropy −ln p = {analysis.arrays.would_be_losses()[row]:.3f} nats   ·   "
+        f"sum of |predicted − true| = {sum(diff):.3f}{status}"
+    )
     _layout(fig, style, title, 0, extra_top=2 * style.font_size)
-    set_layout(fig, dict(barmode="group", hovermode="x unified", xaxis=dict(type="category", tickangle=-45),
-                         yaxis=dict(range=[0, 1.05], showgrid=True, gridcolor="#e0e0e0", tickformat=".0%")))
+    set_layout(
+        fig,
+        dict(
+            barmode="group",
+            hovermode="x unified",
+            xaxis=dict(type="category", tickangle=-45),
+            yaxis=dict(range=[0, 1.05], showgrid=True, gridcolor="#e0e0e0", tickformat=".0%"),
+        ),
+    )
     return fig
