@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -109,16 +110,25 @@ CLIPPED_TABS_JS = """() => [...document.querySelectorAll('[role=tablist] button'
     .filter(b => b.offsetParent && b.scrollWidth > b.clientWidth).map(b => b.textContent)"""
 
 
+def tabs_whole(page, timeout: float = 10_000) -> list[str]:
+    """Wait until no tab name is clipped (the page re-measures its tab bar after a style change, later on a
+    busy machine); return the clipped names, [] once none is."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"() => ({CLIPPED_TABS_JS})().length === 0", timeout=timeout)
+    return page.evaluate(CLIPPED_TABS_JS)
+
+
 def test_classroom_tab_names_are_whole_and_a_figure_drawn_while_hidden_fills_its_box(page, server):
     page.goto(server + "/?classroom=1")
     wait_for_summary(page, "4 tokens")
     page.wait_for_function("() => document.body.classList.contains('classroom')")
-    page.wait_for_timeout(500)
-    assert page.evaluate(CLIPPED_TABS_JS) == []  # the ones that do not fit are behind the "more" button
+    assert tabs_whole(page) == []  # the ones that do not fit are behind the "more" button
     page.locator("#classroom input[type=checkbox]").uncheck()
+    page.wait_for_timeout(1500)
     page.locator("#classroom input[type=checkbox]").check()
-    page.wait_for_timeout(500)
-    assert page.evaluate(CLIPPED_TABS_JS) == []
+    assert tabs_whole(page) == []
     page.get_by_role("tab", name="Loss").click()
     page.get_by_role("tab", name="Predictions").click()
     analyze_text(page, "I am happy today because it is sunny")  # the loss bars are redrawn while hidden
