@@ -76,7 +76,7 @@ def pair_by_end(ends_a: list[int | None], ends_b: list[int | None]) -> list[Row]
         elif i < len(ends_a) and (end_a is None or j == len(ends_b) or (end_b is not None and end_a < end_b)):
             rows.append((i, None))
             i += 1
-        elif j < len(ends_b) and (end_b is None or i == len(ends_a) or end_b < end_a):
+        elif j < len(ends_b) and (end_b is None or i == len(ends_a) or (end_a is not None and end_b < end_a)):
             rows.append((None, j))
             j += 1
         else:  # the same end
@@ -131,7 +131,7 @@ def token_ends(text: str, ids: list[int], tokenizer, pieces: list[bytes], bos: b
     """(n,) each token's end in bytes of the text's UTF-8; None for a prepended BOS."""
     body = ids[1:] if bos else ids
     ends = byte_ends(text, char_ends(text, body, tokenizer), pieces[1:] if bos else pieces)
-    return [None, *ends] if bos else ends
+    return [None, *ends] if bos else [*ends]
 
 
 def analysis_ends(analysis: Analysis) -> list[int | None]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers.generation.logits_process import (
+    LogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -92,10 +93,10 @@ class Decoding:
         """Whether the most likely token is always chosen."""
         return self.temperature is None
 
-    def warpers(self) -> list:
+    def warpers(self) -> list[LogitsProcessor]:
         """transformers' logits warpers for these settings, in generate's order (none that change nothing)."""
-        chain = []
-        if not self.greedy and self.temperature != 1.0:
+        chain: list[LogitsProcessor] = []
+        if self.temperature is not None and self.temperature != 1.0:  # not greedy
             chain.append(TemperatureLogitsWarper(float(self.temperature)))
         if self.top_k is not None:
             chain.append(TopKLogitsWarper(int(self.top_k)))

@@ -118,7 +118,7 @@ class LogitLens:
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     """The norm the model applies before its head, or LensUnsupported."""
     for path in FINAL_NORM_PATHS:
-        module = model
+        module: object = model
         for name in path.split("."):
             module = getattr(module, name, None)
         if isinstance(module, torch.nn.Module):
@@ -131,7 +131,8 @@ def final_norm(model: torch.nn.Module) -> torch.nn.Module:
 
 def output_head(model: torch.nn.Module) -> torch.nn.Module:
     """The model's output head (hidden state -> logits), or LensUnsupported."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    getter = getattr(model, "get_output_embeddings", None)
+    head = getter() if getter is not None else None
     if not isinstance(head, torch.nn.Module):
         raise LensUnsupported(
             f"The logit lens needs the model's output head, and this {type(model).__name__} has none."

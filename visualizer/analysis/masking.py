@@ -89,7 +89,9 @@ def starts_by_decoding(ids: list[int], lm: LoadedModel, end: int) -> list[int]:
     """
     starts = []
     for i in range(len(ids)):
-        start = len(lm.tokenizer.decode(ids[:i]).rstrip("\ufffd")) if i else 0
+        prefix = lm.tokenizer.decode(ids[:i]) if i else ""
+        assert isinstance(prefix, str)  # one sequence of ids decodes to one string
+        start = len(prefix.rstrip("\ufffd"))
         if start >= end:
             break
         starts.append(start)

@@ -312,7 +312,8 @@ class Analysis:
 
     def _position_dicts(self) -> list[dict]:
         """Every `Position.to_dict()`, read straight from the arrays (each token's dict made once)."""
-        arrays, made = self.arrays, {}
+        arrays = self.arrays
+        made: dict[int, dict] = {}
 
         def token_dict(token_id: int) -> dict:
             hit = made.get(token_id)

@@ -172,7 +172,7 @@ def off_by_one(text: str, lm: LoadedModel, bos: bool = False, max_tokens: int | 
     right = target_log_probs(logits, range(n - 1), ids[1:])  # logits[k-1] vs input_ids[k]
     misread = target_log_probs(logits, range(1, n), ids[1:])  # logits[k] (has seen token k) vs input_ids[k]
     rows = [_shift_row(lm, ids, tokens, k, right[k - 1], k, misread[k - 1]) for k in range(1, n)]
-    wrong = [row.wrong_loss for row in rows]
+    wrong = [row.wrong_loss for row in rows if row.wrong_loss is not None]  # every row here scores one
     explanation = (
         "logits[k] was read as the prediction of token k, but position k has already seen token k and "
         "predicts token k+1, so each p is the chance of the same token coming again. The prediction of "

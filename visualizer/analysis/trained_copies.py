@@ -81,5 +81,6 @@ def train_for_session(
 ) -> TrainingRun:
     """train_on_text, then hold the trained copy for `session_id` in `copies`."""
     run = train_on_text(text, lm, **options)
+    assert run.trained is not None  # train_on_text always returns its trained copy
     copies.put(session_id, run.trained)
     return run

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,9 @@ from ..model.loading import LoadedModel
 from ..model.tokens import Token
 from .one_pass import IGNORE_INDEX, Analysis, analyze, encode, make_labels
 from .shifts import target_log_probs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MAX_STEPS = 50
 """Most optimizer steps one run may take."""
@@ -279,6 +283,7 @@ def train_before_after(
     )
     skipped = [i for i, label in enumerate(before.labels) if label == IGNORE_INDEX]
     run = train_on_text(text, lm, masked=skipped, bos=bos, max_tokens=max_tokens, **training)
+    assert run.trained is not None  # train_on_text always returns its trained copy
     after = analyze(text, run.trained, top_k=top_k, masked=skipped, bos=bos, max_tokens=max_tokens, max_top_k=max_top_k)
     return BeforeAfter(run, before, after)
 
@@ -297,7 +302,7 @@ def _inputs(text, lm, mask_first, masked, bos, max_tokens) -> tuple[list[int], l
     return ids, labels
 
 
-def _trainable_copy(model: torch.nn.Module) -> torch.nn.Module:
+def _trainable_copy(model: PreTrainedModel) -> PreTrainedModel:
     """A deep copy with gradients on, in eval mode (no dropout, so each step's loss is exact)."""
     clone = copy.deepcopy(model)
     clone.requires_grad_(True)

@@ -23,12 +23,16 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import ModelLoadError
 from ..settings import BUNDLED_MODEL
 from .tokens import TokenDecoder
+
+if TYPE_CHECKING:  # annotations only: transformers is imported where a model is loaded
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,8 @@ class LoadedModel:
     """A model ready for analysis: weights in eval mode, its tokenizer and token decoder."""
 
     name: str
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     decoder: TokenDecoder
     source: str
     """Where the weights came from: 'gguf', 'cache', 'directory' or 'hub'."""
