@@ -120,15 +120,40 @@ def tabs_whole(page, timeout: float = 10_000) -> list[str]:
     return page.evaluate(CLIPPED_TABS_JS)
 
 
+EVERY_TAB = [
+    "Predictions",
+    "Predicted vs true",
+    "Loss",
+    "Table & export",
+    "Generate",
+    "Layers",
+    "Batches & padding",
+    "Shift mistakes",
+    "Train",
+    "Compare",
+]
+
+
+def every_tab_shown(page) -> list[str]:
+    """The names of the tab buttons drawn in the bar itself, in order; [] if an overflow menu is shown."""
+    if page.locator(".overflow-menu:visible").count():
+        return []
+    return page.evaluate(
+        "() => [...document.querySelectorAll('[role=tablist] button')].filter(b => b.offsetParent)"
+        ".map(b => b.textContent.trim())"
+    )
+
+
 def test_classroom_tab_names_are_whole_and_a_figure_drawn_while_hidden_fills_its_box(page, server):
     page.goto(server + "/?classroom=1")
     wait_for_summary(page, "4 tokens")
     page.wait_for_function("() => document.body.classList.contains('classroom')")
-    assert tabs_whole(page) == []  # the ones that do not fit are behind the "more" button
+    assert tabs_whole(page) == []
+    assert every_tab_shown(page) == EVERY_TAB  # the bar wraps: no view hides behind a "more" menu
     page.locator("#classroom input[type=checkbox]").uncheck()
-    page.wait_for_timeout(1500)
     page.locator("#classroom input[type=checkbox]").check()
     assert tabs_whole(page) == []
+    assert every_tab_shown(page) == EVERY_TAB
     page.get_by_role("tab", name="Loss").click()
     page.get_by_role("tab", name="Predictions").click()
     analyze_text(page, "I am happy today because it is sunny")  # the loss bars are redrawn while hidden

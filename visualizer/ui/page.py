@@ -61,7 +61,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             classroom = gr.Checkbox(False, label="Classroom mode", elem_id="classroom")
         mask = build_masking_controls()
         summary = gr.Textbox(label="Loss", interactive=False, lines=2, elem_id="summary", elem_classes="summary")
-        with gr.Tabs() as tabs:
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # every view one click away, no "more" menu
             views = build_analysis_tabs()
             with gr.Tab("Generate", id="generate"):
                 gen = build_generate_tab()
