@@ -268,14 +268,14 @@ def test_a_masking_edit_that_changes_no_label_runs_no_analysis_but_still_wins(ti
     monkeypatch.setattr(service_labels, "page_analysis", lambda *a, **k: runs.append(a[3]) or real(*a, **k))
 
     older = shared.NEWEST.begin("page-2")  # an analysis of this page, still running
-    skipped = handlers.analyze_masking(held, *args[:7], 3, "", [], **quiet)  # N = 3, mode 'none'
+    skipped = handlers.analyze_if_changed(held, *args[:7], 3, "", [], **quiet)  # N = 3, mode 'none'
     assert runs == [] and all(isinstance(o, type(gr.skip())) for o in skipped)
     assert not shared.NEWEST.is_newest("page-2", older)
     assert all(
         isinstance(o, type(gr.skip()))
-        for o in handlers.analyze_masking(held, *args[:6], "first N tokens", 0, "", [], **quiet)
+        for o in handlers.analyze_if_changed(held, *args[:6], "first N tokens", 0, "", [], **quiet)
     )
-    shown = handlers.analyze_masking(held, *args[:6], "first N tokens", 2, "", [], **quiet)
+    shown = handlers.analyze_if_changed(held, *args[:6], "first N tokens", 2, "", [], **quiet)
     assert [m.first_n for m in runs] == [2] and shown[0].labels[:2] == [-100, -100]
 
 
@@ -314,8 +314,8 @@ def test_the_app_runs_main_analyses_batch_size_at_once_and_other_views_apart(tin
     for fn in demo.fns.values():
         if fn.concurrency_id in ("analysis", "views"):
             groups.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
-    page = [fn for fn in demo.fns.values() if fn.name in ("analyze_page", "analyze_masking")]
-    assert {fn.name for fn in page} == {"analyze_page", "analyze_masking"} and all(
+    page = [fn for fn in demo.fns.values() if fn.name in ("analyze_page", "analyze_if_changed")]
+    assert {fn.name for fn in page} == {"analyze_page", "analyze_if_changed"} and all(
         fn.concurrency_id == "analysis" for fn in page
     )
     assert groups["analysis"] == {7}  # every member of the group says 7: Gradio takes the smallest

@@ -147,6 +147,6 @@ def test_every_trigger_of_the_pages_analysis_gets_as_many_outputs_as_a_failure_g
     from visualizer.ui.page import build_demo
 
     demo = build_demo(Settings(model=tiny_gpt2_dir, models=(tiny_gpt2_dir,)))
-    triggers = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") in ("analyze_page", "analyze_masking")]
+    triggers = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") in ("analyze_page", "analyze_if_changed")]
     assert len(triggers) >= 10  # Analyze, Enter, an example, page load, the chat example, the masking controls
     assert {len(f.outputs) for f in triggers} == {len(analysis_tabs.failure_outputs("x"))}

@@ -12,6 +12,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 MARKUP = '<b>hi</b> <a href="x">x</a> <img src=x onerror=alert(1)> <script>alert(2)</script> %{x} &amp;'
 
 
+def open_views(page, url: str) -> None:
+    """Open the page at `url` and switch from the Lesson (the first tab) to the Predictions view."""
+    page.goto(url)
+    page.get_by_role("tab", name="Predictions").click()
+
+
 def wait_for_summary(page, needle: str, timeout: float = 60_000):
     """Wait until the loss box holds `needle`; on a timeout, say what it holds instead."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -52,7 +58,7 @@ def analyze_text(page, text: str):
 
 
 def test_page_opens_with_the_walkthrough_and_makes_no_outside_requests(page, server, tmp_path):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     page.wait_for_selector("#top-k-heatmap .ytick text")
     labels = " ".join(tick_labels(page, "top-k-heatmap"))
@@ -63,7 +69,7 @@ def test_page_opens_with_the_walkthrough_and_makes_no_outside_requests(page, ser
 
 
 def test_type_a_sentence_and_switch_views(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     analyze_text(page, "The capital of France is Paris.")
     wait_for_summary(page, "7 tokens")
@@ -76,7 +82,7 @@ def test_type_a_sentence_and_switch_views(page, server):
 
 
 def test_a_new_text_sent_while_one_runs_is_what_the_page_ends_on(page, server, tmp_path):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     analyze_text(page, "The cat sat on the warm mat by the door. " * 40)  # a few seconds of work
     analyze_text(page, "The capital of France is Paris.")  # sent while the long one runs
@@ -88,13 +94,13 @@ def test_a_new_text_sent_while_one_runs_is_what_the_page_ends_on(page, server, t
 
 
 def test_classroom_mode_from_the_toggle_and_the_url(page, server, tmp_path):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     page.locator("#classroom input[type=checkbox]").check()
     page.wait_for_function("() => document.body.classList.contains('classroom')")
     size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#summary textarea')).fontSize)")
     assert size >= 20
-    page.goto(server + "/?classroom=1&text=the%20cat%20sat%20down")
+    open_views(page, server + "/?classroom=1&text=the%20cat%20sat%20down")
     page.wait_for_function("() => document.body.classList.contains('classroom')")
     wait_for_summary(page, "4 tokens")
     wait_for_tick(page, "top-k-heatmap", "the cat sat")
@@ -121,6 +127,7 @@ def tabs_whole(page, timeout: float = 10_000) -> list[str]:
 
 
 EVERY_TAB = [
+    "Lesson",
     "Predictions",
     "Predicted vs true",
     "Loss",
@@ -168,14 +175,14 @@ def test_classroom_tab_names_are_whole_and_a_figure_drawn_while_hidden_fills_its
 
 
 def test_clicking_an_example_runs_it(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     page.get_by_text("The capital of France is Paris.", exact=True).first.click()
     wait_for_summary(page, "7 tokens")
 
 
 def test_markup_shows_literally_and_runs_nothing(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     analyze_text(page, MARKUP)
     wait_for_tick(page, "top-k-heatmap", "alert(1)")
@@ -199,7 +206,7 @@ def test_markup_shows_literally_and_runs_nothing(page, server):
 
 def test_entities_and_plotly_templates_typed_show_literally(page, server):
     """A typed '&amp;' stays '&amp;' (not '&') and '%{x}' stays '%{x}' (not a value) in figures and tables."""
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     analyze_text(page, "a &amp; b %{x} c")
     wait_for_tick(page, "top-k-heatmap", "%{x}")
@@ -221,7 +228,7 @@ def test_entities_and_plotly_templates_typed_show_literally(page, server):
 
 
 def test_bad_input_shows_one_message_and_the_page_keeps_working(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     analyze_text(page, "the")
     wait_for_summary(page, "single token")
@@ -230,7 +237,7 @@ def test_bad_input_shows_one_message_and_the_page_keeps_working(page, server):
 
 
 def test_exports_download_and_figures_offer_png(page, server, tmp_path):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     wait_for_tick(page, "top-k-heatmap", "the dog likes")
     page.locator("#top-k-heatmap").hover()
@@ -256,7 +263,7 @@ def test_exports_download_and_figures_offer_png(page, server, tmp_path):
 
 
 def test_a_download_after_a_failed_analysis_gives_a_warning_and_no_file(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens")
     page.get_by_role("tab", name="Table & export").click()
     with page.expect_download():  # the hidden download button now holds this text's file

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.ui.test_browser import wait_for_summary, wait_for_tick
+from tests.ui.test_browser import open_views, wait_for_summary, wait_for_tick
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -26,7 +26,7 @@ def wait_for_text(page, elem_id: str, needle: str, timeout: float = 120_000):
 
 
 def test_masking_the_first_tokens_greys_them(page, server, tmp_path):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "loss = ")
     page.get_by_text("Labels: which positions count").click()
     page.locator("#mask-n input").fill("2")
@@ -39,7 +39,7 @@ def test_masking_the_first_tokens_greys_them(page, server, tmp_path):
 
 
 def test_chat_example_counts_only_the_answer(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "loss = ")
     page.get_by_text("Labels: which positions count").click()
     page.locator("#chat-example").click()
@@ -50,7 +50,7 @@ def test_chat_example_counts_only_the_answer(page, server):
 
 
 def test_batch_and_shift_views(page, server):
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "loss = ")
     page.get_by_role("tab", name="Batches & padding").click()
     page.locator("#batch-run").click()
@@ -66,7 +66,7 @@ def test_batch_and_shift_views(page, server):
 
 def train_in_page(page, server, steps: int):
     """Open the page, train `steps` steps from the Train tab, and wait for the result."""
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "loss = ")
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-steps input[type=number]").fill(str(steps))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_browser import tick_labels, wait_for_summary, wait_for_tick
+from tests.ui.test_browser import open_views, tick_labels, wait_for_summary, wait_for_tick
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -28,7 +28,7 @@ def box_text(page, box_id: str) -> str:
 
 def open_generate(page, server, prompt: str):
     """Load the page, open the Generate tab and type `prompt`."""
-    page.goto(server)
+    open_views(page, server)
     wait_for_summary(page, "4 tokens", timeout=LONG)
     page.get_by_role("tab", name="Generate").click()
     page.locator("#gen-prompt textarea").first.fill(prompt)

@@ -133,7 +133,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
             progress,
         )
 
-    def analyze_masking(
+    def analyze_if_changed(
         held,
         text,
         model,
@@ -149,7 +149,8 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
-        """After a masking control is touched: the analysis, unless the labels that count stayed the same."""
+        """The analysis, unless the page already shows it: a masking control touched without changing which
+        labels count, or a text typed (live or with Enter) that is the one shown."""
         return run_analysis(
             held,
             text,
@@ -220,7 +221,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
     return SimpleNamespace(
         **{
             f.__name__: f
-            for f in (analyze_page, analyze_masking, redraw, redraw_detail, analyze_api, from_url, download)
+            for f in (analyze_page, analyze_if_changed, redraw, redraw_detail, analyze_api, from_url, download)
         }
     )
 

@@ -72,7 +72,7 @@ def wire_masking(
         mask.marker.blur,
         mask.picked.input,
     ):
-        trigger(page.analyze_masking, inputs, outputs, **main)
+        trigger(page.analyze_if_changed, inputs, outputs, **main)
     mask.chat.click(
         h.chat,
         [mask.prompt, mask.answer, model],

@@ -23,8 +23,9 @@ from .generate_tab import (
 )
 from .label_tabs import build_label_tabs, make_label_handlers, wire_label_tabs
 from .layers_tab import build_layers_tab, make_layers_handlers, wire_layers_tab
+from .lesson_tab import build_lesson_tab, make_lesson_handlers, wire_lesson_tab
 from .masking import build_masking_controls, make_masking_handlers, wire_masking
-from .shared import RELAYOUT_JS, main_analysis
+from .shared import LIVE_TYPING_JS, RELAYOUT_JS, main_analysis
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
@@ -35,9 +36,10 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     # delete_cache: Gradio's copies of the downloads are removed 10-11 minutes after they were handed out.
     with gr.Blocks(title="What does the model predict?", delete_cache=(60, 600)) as demo:
         gr.Markdown(
-            "# What does the model predict, and where does its loss come from?\n"
+            elem_id="page-title",
+            value="# What does the model predict, and where does its loss come from?\n"
             "Type a sentence. For every position the model predicts the next token; "
-            "the loss is the average of −ln p(true next token)."
+            "the loss is the average of −ln p(true next token).",
         )
         state = gr.State(None)
         with gr.Row():
@@ -51,7 +53,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 placeholder="Type a sentence and press Enter",
             )
             run = gr.Button("Analyze", variant="primary", scale=1, elem_id="analyze-button")
-        with gr.Row():
+            live = gr.Button("Analyze as typed", elem_id="live-analyze", elem_classes="offstage")
+        with gr.Row(elem_id="controls"):
             model = gr.Dropdown(
                 list(settings.models), value=settings.model, label="Model", elem_id="model", min_width=320
             )
@@ -62,6 +65,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         mask = build_masking_controls()
         summary = gr.Textbox(label="Loss", interactive=False, lines=2, elem_id="summary", elem_classes="summary")
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # every view one click away, no "more" menu
+            lesson = build_lesson_tab()
             views = build_analysis_tabs()
             with gr.Tab("Generate", id="generate"):
                 gen = build_generate_tab()
@@ -89,12 +93,17 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             views.positions,
             mask.picked,
         ]
-        examples = gr.Examples(service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private")
+        examples = gr.Examples(
+            service.EXAMPLES, inputs=[text], cache_examples=False, api_visibility="private", elem_id="examples"
+        )
         examples.load_input_event.then(page.analyze_page, inputs, outputs, **main)
         lens_inputs = [text, model, bos, lens.value, classroom]
         lens_outputs = [lens_state, lens.summary, lens.plot]
-        for trigger in (text.submit, run.click):
-            trigger(page.analyze_page, inputs, outputs, **main).then(
+        # Typing analyses the text once it rests (LIVE_TYPING_JS clicks the hidden button), Enter at once; one
+        # event for both, so a newer text waits for the running one and the text shown is never run again.
+        typed = gr.on([text.submit, live.click], page.analyze_if_changed, inputs, outputs, **main)
+        for event in (typed, run.click(page.analyze_page, inputs, outputs, **main)):
+            event.then(
                 layers.layers_if_open,
                 [open_tab, *lens_inputs],
                 lens_outputs,
@@ -110,6 +119,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         gr.api(generation.generate_api, api_name="generate", **generation_limit(settings))
         gr.api(layers.lens_api, api_name="lens", concurrency_id="views")
         tabs.select(layers.track_tab, None, open_tab, api_visibility="private", queue=False)
+        wire_lesson_tab(make_lesson_handlers(settings), lesson, state, classroom, model, open_tab, demo)
         tabs.select(None, None, None, js=RELAYOUT_JS)
         shared = [state, text, model, top_k, bos, classroom]
         wire_masking(make_masking_handlers(settings), page, mask, text, model, inputs, outputs, settings)
@@ -120,6 +130,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             page.analyze_page, inputs, outputs, **main
         )
+        demo.load(None, None, None, js=LIVE_TYPING_JS)
     return demo
 
 

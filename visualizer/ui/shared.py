@@ -15,6 +15,23 @@ RELAYOUT = "requestAnimationFrame(() => window.dispatchEvent(new Event('resize')
 TOGGLE_CLASSROOM_JS = f"(on) => {{ document.body.classList.toggle('classroom', !!on); {RELAYOUT}; }}"
 RELAYOUT_JS = f"() => {{ {RELAYOUT}; }}"
 NEWEST = NewestRequests()
+LIVE_DELAY_MS = 250
+"""Live typing: the analysis starts once the text has rested this long (a pause between words, not letters)."""
+LIVE_TYPING_JS = f"""() => {{
+  if (window.visualizerLiveTyping) return;
+  window.visualizerLiveTyping = true;
+  let timer = null;
+  const inText = (e) => e.target && e.target.closest && e.target.closest('#text-input');
+  document.addEventListener('input', (e) => {{
+    if (!inText(e)) return;
+    clearTimeout(timer);
+    if (!e.target.value.trim()) return;  // a box being emptied is not a text to analyse yet
+    timer = setTimeout(() => document.getElementById('live-analyze')?.click(), {LIVE_DELAY_MS});
+  }});
+  document.addEventListener('keydown', (e) => {{  // Enter sends the text now: no second run after the pause
+    if (e.key === 'Enter' && !e.shiftKey && inText(e)) clearTimeout(timer);
+  }}, true);
+}}"""
 
 
 def session_id(request: gr.Request | None) -> str | None:
