@@ -16,7 +16,7 @@ from itertools import accumulate
 
 import numpy as np
 
-from ..model.tokens import Token, TokenDecoder, readable
+from ..model.tokens import Token, TokenDecoder, character_groups, readable, visible
 
 CONTEXT_TOKENS = 48
 """A position's context shows at most this many preceding tokens (after a '…')."""
@@ -230,6 +230,21 @@ class Positions(Sequence):
         )
 
 
+@dataclass(frozen=True)
+class SplitCharacter:
+    """Characters spread over several tokens (a CJK character, an emoji): the loss of the whole is the sum of
+    its pieces' losses, since p(character) = the product of p(each piece | the pieces before)."""
+
+    text: str
+    """The whole characters, whitespace visible: '狗'."""
+    pieces: int
+    """How many tokens they span."""
+    loss: float
+    """Σ −ln p over the pieces that are predicted (all but a piece that is the text's first token)."""
+    predicted: int
+    """How many of the pieces are predicted."""
+
+
 @dataclass
 class Analysis:
     """Everything one forward pass says about one text."""
@@ -270,6 +285,29 @@ class Analysis:
     def contexts(self) -> list[str]:
         """(n-1,) the readable text before each predicted token (`Position.context`)."""
         return contexts(self.decoder, self.input_ids)
+
+    @cached_property
+    def readable_tokens(self) -> list[str]:
+        """(n,) each token's label in this text: its display form, or for a piece of a character split over
+        several tokens that character and the piece's number ('狗 2/3'); right-to-left labels isolated."""
+        return self.decoder.labels_in_text(self.input_ids)
+
+    @cached_property
+    def split_characters(self) -> list[SplitCharacter | None]:
+        """(n,) for each token that shares a character with its neighbours, the whole character(s) and the
+        summed −ln p of the group's predicted pieces (the loss of the character); None for whole tokens."""
+        pieces = self.decoder.bytes_of_tokens(self.input_ids)
+        would_be = self.arrays.would_be_losses()  # (n-1,): token t is predicted at row t-1
+        out: list[SplitCharacter | None] = []
+        for group in character_groups(pieces):
+            if len(group) == 1:
+                out.append(None)
+                continue
+            predicted = [t for t in group if t >= 1]
+            text = visible(b"".join(pieces[group.start : group.stop]))
+            loss = float(sum(would_be[t - 1] for t in predicted))
+            out.append(SplitCharacter(text, len(group), loss, len(predicted)))
+        return out
 
     @property
     def perplexity(self) -> float | None:

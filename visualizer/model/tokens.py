@@ -9,7 +9,9 @@ Example: ' dog' -> display '␣dog'; the first half of 'é' -> '<0xC3>'.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from itertools import accumulate
 
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -74,6 +76,79 @@ def visible(data: bytes) -> str:
     return text
 
 
+def character_spans(data: bytes) -> list[tuple[int, int]]:
+    """The byte range of each character of UTF-8 `data`, in order; a byte that begins no valid character
+    is a range of its own. Example: character_spans('a狗'.encode()) -> [(0, 1), (1, 4)]."""
+    spans, start = [], 0
+    while start < len(data):
+        lead = data[start]
+        size = (
+            1
+            if lead < 0x80
+            else 2
+            if lead >> 5 == 0b110
+            else 3
+            if lead >> 4 == 0b1110
+            else 4
+            if lead >> 3 == 0b11110
+            else 1
+        )
+        try:
+            data[start : start + size].decode("utf-8")
+        except UnicodeDecodeError:
+            size = 1
+        spans.append((start, start + size))
+        start += size
+    return spans
+
+
+def character_groups(pieces: list[bytes]) -> list[range]:
+    """For each token of a sequence (its bytes in `pieces`), the tokens that share a character with it, as a
+    range of token indices: range(i, i + 1) when token i holds only whole characters.
+    Example: the pieces of '␣狗' [b' ', b'\xe7', b'\x8b\x97'] -> [range(0, 1), range(1, 3), range(1, 3)]."""
+    ends = list(accumulate(map(len, pieces), initial=0))  # token i holds bytes ends[i]:ends[i + 1]
+    first = list(range(len(pieces)))  # first token of each token's group, merged left to right
+    token = 0
+    for start, end in character_spans(b"".join(pieces)):
+        while ends[token + 1] <= start:
+            token += 1
+        last = token
+        while ends[last + 1] < end:  # this character runs on into the next token
+            last += 1
+        for t in range(token + 1, last + 1):
+            first[t] = first[token]
+    groups: dict[int, list[int]] = {}
+    for t, f in enumerate(first):
+        groups.setdefault(f, []).append(t)
+    return [range(groups[f][0], groups[f][-1] + 1) for f in first]
+
+
+def character_labels(pieces: list[bytes]) -> list[str]:
+    """Readable labels for the tokens of a sequence in which a character may span several tokens: each such
+    token shows the characters it belongs to and which piece it is, never a lone byte.
+    Example: the pieces of '狗' (three one-byte tokens) -> ['狗 1/3', '狗 2/3', '狗 3/3']; ' dog' -> '␣dog'."""
+    ends = list(accumulate(map(len, pieces), initial=0))
+    data, labels = b"".join(pieces), []
+    for i, group in enumerate(character_groups(pieces)):
+        if len(group) == 1:
+            labels.append(visible(pieces[i]))
+        else:
+            whole = visible(data[ends[group.start] : ends[group.stop]])
+            labels.append(f"{whole} {i - group.start + 1}/{len(group)}")
+    return labels
+
+
+RTL_CLASSES = {"R", "AL"}
+
+
+def isolated(label: str) -> str:
+    """A label holding right-to-left letters wrapped in a first-strong isolate (U+2068 … U+2069), so that it keeps
+    its own order beside the numbers and arrows around it; other labels as they are."""
+    if any(unicodedata.bidirectional(ch) in RTL_CLASSES for ch in label):
+        return f"\u2068{label}\u2069"
+    return label
+
+
 class TokenDecoder:
     """Maps token ids to `Token`s and bytes for one tokenizer, caching each id."""
 
@@ -102,6 +177,10 @@ class TokenDecoder:
         """The bytes of each token in a sequence of ids."""
         cache, lookup = self._cache, self._lookup
         return [(cache.get(i) or lookup(i))[1] for i in map(int, ids)]
+
+    def labels_in_text(self, ids) -> list[str]:
+        """`character_labels` of a sequence of ids: a character split over several tokens shown whole on each."""
+        return [isolated(label) for label in character_labels(self.bytes_of_tokens(ids))]
 
     def text_of(self, ids) -> str:
         """The readable text of several tokens together (whitespace left as is)."""

@@ -125,8 +125,8 @@ def _label_cells(analysis: Analysis, shown: int) -> tuple[list[str], list[str]]:
     """(labels as ids, labels as tokens) for the first `shown` positions; −100 where masked."""
     ids = [str(label) for label in analysis.labels[:shown]]
     words = [
-        "−100" if label < 0 else cut(t.display, CELL_CHARS)
-        for label, t in zip(analysis.labels[:shown], analysis.tokens)
+        "−100" if label < 0 else cut(name, CELL_CHARS)
+        for label, name in zip(analysis.labels[:shown], analysis.readable_tokens)
     ]
     return ids, words
 
@@ -139,7 +139,7 @@ def tokens_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonStep:
     fig = text_grid(
         [
             ("input_ids", [t.id for t in tokens]),
-            ("token", [cut(t.display, CELL_CHARS) for t in tokens]),
+            ("token", [cut(name, CELL_CHARS) for name in analysis.readable_tokens[:shown]]),
             ("attention_mask", [1] * shown),
         ],
         f"{n} tokens{more}",
@@ -154,7 +154,7 @@ def tokens_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonStep:
     ]
     if analysis.bos:
         sentences[2] = "The first token is BOS, added so that the first real token is predicted too."
-    alt = f"{n} tokens: " + ", ".join(f"{t.id} {t.display}" for t in tokens)
+    alt = f"{n} tokens: " + ", ".join(f"{t.id} {name}" for t, name in zip(tokens, analysis.readable_tokens))
     return LessonStep(1, TITLES[0], sentences, fig, alt)
 
 
@@ -166,7 +166,7 @@ def batch_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonStep:
     fig = text_grid(
         [
             ("input_ids", [t.id for t in tokens]),
-            ("  (as text)", [cut(t.display, CELL_CHARS) for t in tokens]),
+            ("  (as text)", [cut(name, CELL_CHARS) for name in analysis.readable_tokens[:shown]]),
             ("attention_mask", [1] * shown),
             ("labels", label_ids),
             ("  (as text) ", label_words),
@@ -195,8 +195,9 @@ def snapshots_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonSte
     n, positions = len(analysis.tokens), analysis.positions
     shown = positions[:MAX_SNAPSHOTS]
     names = [f"k={p.k}" for p in shown]
+    targets = analysis.readable_tokens[1:]  # (n-1,): labels[k] for k = 1..n-1
     rows = [
-        (name, [shorten(p.context, 28) or "(start)", "→", cut(p.target.display, 14)]) for name, p in zip(names, shown)
+        (name, [shorten(p.context, 28) or "(start)", "→", cut(targets[p.k - 1], 14)]) for name, p in zip(names, shown)
     ]
     more = f" (first {MAX_SNAPSHOTS})" if len(positions) > MAX_SNAPSHOTS else ""
     fig = text_grid(rows, f"{n} tokens, {n - 1} predictions{more}", style, ["input_ids[:k]", " ", "labels[k]"])
@@ -207,7 +208,7 @@ def snapshots_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonSte
         f"for k = 1 … {n - 1}.",
         "All of them come out of one forward pass: nobody cuts the sentence into rows.",
     ]
-    alt = "; ".join(f"k={p.k}: {p.context} → {p.target.display}" for p in shown)
+    alt = "; ".join(f"k={p.k}: {p.context} → {targets[p.k - 1]}" for p in shown)
     return LessonStep(3, TITLES[2], sentences, fig, alt)
 
 
@@ -312,7 +313,7 @@ def real_loss_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonSte
     """Step 6: −ln p per counted position, their mean, and the model's own loss."""
     counted = counted_positions(analysis)
     losses = analysis.arrays.would_be_losses()  # (n-1,)
-    names = [f"k={k} {escape_text(t.display)}" for k, t in enumerate(analysis.tokens[1:], 1)]
+    names = [f"k={k} {escape_text(name)}" for k, name in enumerate(analysis.readable_tokens[1:], 1)]
     mean, own = analysis.mean_token_loss, analysis.loss
     fig = _bar_figure(names, (("−ln p(true token)", losses.tolist(), PREDICTED, ""),), "", style, percent_axis=False)
     if mean is not None:

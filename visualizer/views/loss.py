@@ -12,6 +12,7 @@ from .plotting import (
     NORMAL,
     FigureStyle,
     _layout,
+    character_line,
     context_label,
     escape_text,
     packed,
@@ -23,11 +24,12 @@ from .plotting import (
 
 def _bar_hovers(analysis: Analysis, rows: np.ndarray, would_be: np.ndarray) -> list[str]:
     """'the dog likes → ␣food<br>p = 60%, rank 1<br>−ln p = 0.51 nats' for each of `rows`, text escaped."""
-    arrays, contexts, tokens = analysis.arrays, analysis.contexts, analysis.tokens
+    arrays, contexts, names = analysis.arrays, analysis.contexts, analysis.readable_tokens
     return [
-        f"{context_label(contexts[j])} {escape_text(tokens[j + 1].display)}"
+        f"{context_label(contexts[j])} {escape_text(names[j + 1])}"
         f"{'' if arrays.counted[j] else ' (masked: not in the loss)'}<br>"
         f"p = {percent(float(arrays.p_target[j]))}, rank {arrays.rank[j]}<br>−ln p = {would_be[j]:.3f} nats"
+        f"{character_line(analysis, j + 1)}"
         for j in rows.tolist()
     ]
 
@@ -55,7 +57,7 @@ def _bar_look(masked: bool, count: int, style: FigureStyle) -> dict:
 def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
     """A bar of -ln p(target) per position; masked ones grey and left out of the mean line."""
     arrays = analysis.arrays
-    labels = [f"k={k} {escape_text(t.display)}" for k, t in enumerate(analysis.tokens[1:], 1)]  # unique by k
+    labels = [f"k={k} {escape_text(name)}" for k, name in enumerate(analysis.readable_tokens[1:], 1)]  # unique by k
     would_be = arrays.would_be_losses()  # (n-1,)
     fig = go.Figure()
     for masked in (False, True):

@@ -321,3 +321,20 @@ def _side_by_side(left: str, right: str, spacing: float) -> go.Figure:
             annotations=titles,
         )
     )
+
+
+def bytes_note(analysis: Analysis, t: int) -> str:
+    """' (bytes E7 8B)' for token t when it is a piece of a character split over tokens, else ''."""
+    if analysis.split_characters[t] is None:
+        return ""
+    return f" (bytes {analysis.decoder.token_bytes(analysis.tokens[t].id).hex(' ').upper()})"
+
+
+def character_line(analysis: Analysis, t: int) -> str:
+    """'<br>狗 = 3 tokens: −ln p together 14.2 nats' for token t when it is a piece of a split character,
+    else '': the loss of the whole character is the sum of its pieces' losses."""
+    split = analysis.split_characters[t]
+    if split is None:
+        return ""
+    over = "" if split.predicted == split.pieces else f" (its {split.predicted} predicted pieces)"
+    return f"<br>{escape_text(split.text)} = {split.pieces} tokens: −ln p together {split.loss:.3f} nats{over}"

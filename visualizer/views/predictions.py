@@ -27,6 +27,8 @@ from .plotting import (
     _placer,
     _row_axis,
     _rows_shown,
+    bytes_note,
+    character_line,
     context_label,
     cut,
     escape_text,
@@ -44,11 +46,14 @@ def _token_hovers(analysis: Analysis, rows: int, shown: int = 5) -> list[str]:
     p, rank, counted = arrays.p_target[:rows].tolist(), arrays.rank[:rows].tolist(), arrays.counted[:rows].tolist()
     top_p = arrays.top_p[:rows, :shown].tolist()  # (rows, shown)
     top = [decoder.tokens(ids) for ids in arrays.top_ids[:rows, :shown].tolist()]  # (rows, shown)
+    names = analysis.readable_tokens
     return [
         "<br>".join(
             [
-                escape_text(analysis.tokens[j + 1].display),
-                f"p = {percent(p[j])}, rank {rank[j]}" + ("" if counted[j] else " (masked)"),
+                escape_text(names[j + 1]) + bytes_note(analysis, j + 1),
+                f"p = {percent(p[j])}, rank {rank[j]}"
+                + ("" if counted[j] else " (masked)")
+                + character_line(analysis, j + 1),
                 *(f"{i}. {escape_text(t.display)} {percent(q)}" for i, (t, q) in enumerate(zip(top[j], top_p[j]), 1)),
             ]
         )
@@ -100,9 +105,10 @@ def token_strip(
         if color_by == "probability"
         else [rank_bucket(r) for r in analysis.arrays.rank[:shown].tolist()]
     )
-    for i, (token, value, tip) in enumerate(zip(tokens[1:], colour, _token_hovers(analysis, shown)), start=1):
+    names = analysis.readable_tokens
+    for i, (value, tip) in enumerate(zip(colour, _token_hovers(analysis, shown)), start=1):
         r, c = divmod(i, width)
-        z[r][c], text[r][c], hover[r][c] = value, escape_text(token.display), tip
+        z[r][c], text[r][c], hover[r][c] = value, escape_text(names[i]), tip
     cells = dict(
         xgap=3,
         ygap=3,
@@ -119,7 +125,7 @@ def token_strip(
             z=[[0]],
             x=[0],
             y=[0],
-            text=[[escape_text(tokens[0].display)]],
+            text=[[escape_text(names[0])]],
             customdata=[["first token: nothing before it predicts it"]],
             colorscale=[[0, GREY], [1, GREY]],
             showscale=False,
