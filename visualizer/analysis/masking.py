@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..model.loading import LoadedModel
-from .one_pass import encode
+from .one_pass import Encoded, encode_text
 
 PLAIN_PROMPT = "User: {prompt}\nAssistant:"
 """The prompt format when the tokenizer has no chat template; the answer follows after a space."""
@@ -53,32 +53,37 @@ def mask_until(text: str, marker: str, lm: LoadedModel, bos: bool = False, max_t
     A token counts as part of the prompt when it starts before the marker's last character ends.
     Example: 'the dog likes food', marker 'dog' -> [0, 1] (the, ' dog').
     """
+    marker_end(text, marker)  # a marker that is empty or not in the text is refused before the text is encoded
+    return mask_until_encoded(encode_text(lm, text, bos=bos, max_tokens=max_tokens, offsets=True), marker, lm)
+
+
+def mask_until_encoded(encoded: Encoded, marker: str, lm: LoadedModel) -> list[int]:
+    """`mask_until` for a text already encoded (best with `offsets`): no second tokenizer call."""
+    return list(range(count_before(encoded, marker_end(encoded.text, marker), lm)))
+
+
+def marker_end(text: str, marker: str) -> int:
+    """Where the first `marker` in `text` ends (a character index), or an InputError saying why there is none."""
     if not isinstance(marker, str) or not marker:
         raise InputError("The mask marker is empty: type the text that ends the prompt.")
     where = text.find(marker) if isinstance(text, str) else -1
     if where < 0:
         raise InputError(f"The mask marker {marker!r} does not occur in the text.")
-    return list(range(tokens_before(text, where + len(marker), lm, bos=bos, max_tokens=max_tokens)))
+    return where + len(marker)
 
 
 def tokens_before(text: str, end: int, lm: LoadedModel, bos: bool = False, max_tokens: int | None = None) -> int:
     """How many of the text's tokens (as analyze encodes it) start before character `end`."""
-    ids, _ = encode(lm, text, bos=bos, max_tokens=max_tokens)
-    body = ids[1:] if bos else ids
-    starts = _token_starts(text, body, lm, end)
-    return int(bos) + sum(1 for s in starts if s < end)
+    return count_before(encode_text(lm, text, bos=bos, max_tokens=max_tokens, offsets=True), end, lm)
 
 
-def _token_starts(text: str, ids: list[int], lm: LoadedModel, end: int) -> list[int]:
-    """Each token's first character in `text`: from the offsets mapping, else from decoded prefixes."""
-    try:
-        enc = lm.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = enc["offset_mapping"]
-    except (NotImplementedError, ValueError, TypeError, KeyError):
-        offsets = None
-    if offsets is not None and list(enc["input_ids"][: len(ids)]) == list(ids):
-        return [start for start, _ in offsets[: len(ids)]]
-    return starts_by_decoding(ids, lm, end)
+def count_before(encoded: Encoded, end: int, lm: LoadedModel) -> int:
+    """How many of the encoded tokens (a BOS among them) start before character `end` of its text: from the
+    offsets mapping, else (a slow tokenizer) from decoded prefixes."""
+    starts = encoded.starts
+    if starts is None:
+        starts = starts_by_decoding(encoded.text_ids, lm, end)
+    return int(bool(encoded.bos)) + sum(1 for s in starts if s < end)
 
 
 def starts_by_decoding(ids: list[int], lm: LoadedModel, end: int) -> list[int]:

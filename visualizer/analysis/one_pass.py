@@ -52,24 +52,72 @@ def validate_top_k(top_k, limit: int = 50) -> int:
     return int(top_k)
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A text's tokens as the analysis reads them, from one tokenizer call: made once per request, then
+    passed to the token budget, the masking and the forward pass instead of encoding the text again."""
+
+    text: str
+    ids: list[int]
+    """Token ids, the BOS token first when `bos`, cut to the model's limit."""
+    truncated: bool
+    """Whether the text had more tokens than the limit."""
+    bos: bool
+    """Whether ids[0] is a prepended BOS (or EOS) token."""
+    starts: list[int] | None = None
+    """Each of the text's tokens' first character (offsets mapping, no BOS), when asked for and the tokenizer
+    gives it; else None."""
+
+    @property
+    def text_ids(self) -> list[int]:
+        """The ids of the text itself: without the prepended BOS."""
+        return self.ids[1:] if self.bos else self.ids
+
+
 def encode(lm: LoadedModel, text: str, bos: bool = False, max_tokens: int | None = None):
     """Text -> (input_ids list, truncated flag); no special tokens unless `bos`."""
+    encoded = encode_text(lm, text, bos=bos, max_tokens=max_tokens)
+    return encoded.ids, encoded.truncated
+
+
+def encode_text(
+    lm: LoadedModel, text: str, bos: bool = False, max_tokens: int | None = None, offsets: bool = False
+) -> Encoded:
+    """Text -> its Encoded tokens in one tokenizer call; no special tokens unless `bos`. With `offsets`, where each
+    token starts too (masking up to a marker needs it), when the tokenizer can say (a slow one cannot)."""
     if not isinstance(text, str) or not text.strip():
         raise InputError("Please enter some text: it is empty.")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError("The text holds characters that are not valid Unicode (lone surrogates).") from None
-    ids = list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids, starts = _tokenize(lm.tokenizer, text, offsets)
     if bos:
         start = lm.tokenizer.bos_token_id
         start = lm.tokenizer.eos_token_id if start is None else start
         if start is None:
             raise InputError("This tokenizer has neither a BOS nor an EOS token to prepend.")
         ids = [start, *ids]
-    limit = min(lm.max_context, max_tokens or lm.max_context)
-    truncated = len(ids) > limit
-    return ids[:limit], truncated
+    limit = token_limit(lm, max_tokens)
+    kept = ids[:limit]
+    starts = None if starts is None else starts[: len(kept) - bool(bos)]
+    return Encoded(text, kept, len(ids) > limit, bos, starts)
+
+
+def token_limit(lm: LoadedModel, max_tokens: int | None = None) -> int:
+    """The most tokens of a text that are read: the model's context, or `max_tokens` when smaller."""
+    return min(lm.max_context, max_tokens or lm.max_context)
+
+
+def _tokenize(tokenizer, text: str, offsets: bool) -> tuple[list[int], list[int] | None]:
+    """(ids, each token's first character or None): one call, asking for offsets only when `offsets`."""
+    if offsets:
+        try:
+            enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            return list(enc["input_ids"]), [start for start, _ in enc["offset_mapping"]]
+        except (NotImplementedError, ValueError, TypeError, KeyError):
+            pass  # a slow tokenizer: the ids alone, and the starts from decoding (masking.starts_by_decoding)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]), None
 
 
 def make_labels(n: int, mask_first: int = 0, masked=()) -> list[int]:
@@ -101,7 +149,22 @@ def analyze(
     """Run one forward pass over `text` and collect every position's prediction and loss
     (`measure`: see `analyze_ids`)."""
     top_k = validate_top_k(top_k, max_top_k)
-    ids, truncated = encode(lm, text, bos=bos, max_tokens=max_tokens)
+    encoded = encode_text(lm, text, bos=bos, max_tokens=max_tokens)
+    return analyze_encoded(lm, encoded, top_k, mask_first, masked, max_top_k, measure)
+
+
+def analyze_encoded(
+    lm: LoadedModel,
+    encoded: Encoded,
+    top_k: int = 10,
+    mask_first: int = 0,
+    masked=(),
+    max_top_k: int = 50,
+    measure: Callable | None = None,
+) -> Analysis:
+    """`analyze` of a text already encoded (`encode_text`): its labels, then the one forward pass."""
+    top_k = validate_top_k(top_k, max_top_k)
+    ids, text, bos, truncated = encoded.ids, encoded.text, encoded.bos, encoded.truncated
     if len(ids) < 2:
         raise InputError(
             "The text is a single token: there is no next token to predict. Add a word, "
@@ -110,7 +173,7 @@ def analyze(
     template = make_labels(len(ids), mask_first, masked)
     labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
     result = analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure)
-    if not spells_the_text(lm, text, ids[1:] if bos else ids, truncated):
+    if not spells_the_text(lm, text, encoded.text_ids, truncated):
         result.notices.append(NOT_SPELLED)
     return result
 

@@ -15,3 +15,15 @@ def check_text(text, settings: Settings, what: str = "text") -> str:
     if not text.strip():
         raise InputError(f"Please enter {'a prompt' if what == 'prompt' else 'some text'}: it is empty.")
     return text
+
+
+def whole_number(value, name: str, at_least: int | None = None) -> int:
+    """A whole number from a form field (an int, or a float like 3.0 from a slider) as int, else an InputError;
+    with `at_least`, a smaller one is refused too and the message says so.
+    Example: whole_number(3.0, "N") -> 3; whole_number(-1, "N", at_least=0) -> 'N must be a whole number, 0 or more.'"""
+    whole = not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    )
+    if not whole or (at_least is not None and value < at_least):
+        raise InputError(f"{name} must be a whole number{'' if at_least is None else f', {at_least} or more'}.")
+    return int(value)

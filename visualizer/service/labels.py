@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..analysis.masking import chat_example, mask_until
-from ..analysis.one_pass import IGNORE_INDEX, Analysis, analyze, encode
+from ..analysis.masking import chat_example, mask_until_encoded
+from ..analysis.one_pass import IGNORE_INDEX, Analysis, Encoded, analyze_encoded, encode, encode_text, token_limit
 from ..errors import InputError
 from ..model.loading import LoadedModel, is_loaded
 from ..settings import Settings
-from .inputs import check_text
+from .inputs import check_text, whole_number
 from .models import TRAINED_CHOICE, resolve_model
 from .page import Views, batcher, build_views, get_model, taking_turns
 
@@ -32,24 +32,23 @@ class MaskChoice:
         """'up to a marker' chosen before a marker is typed: nothing is masked yet (not an error)."""
         return self.mode == "up to a marker" and self.marker == ""
 
-    def indices(self, text: str, lm: LoadedModel, bos: bool, max_tokens: int | None) -> list[int]:
-        """The label indices to mask for `text`."""
+    @property
+    def needs_offsets(self) -> bool:
+        """Whether the labels depend on where each token starts in the text: masking up to a typed marker."""
+        return self.mode == "up to a marker" and not self.waiting_for_marker
+
+    def indices(self, lm: LoadedModel, encoded: Encoded) -> list[int]:
+        """The label indices to mask for the encoded text (encoded with offsets when `needs_offsets`)."""
         if self.mode not in MASK_MODES:
             raise InputError(f"Unknown masking mode '{self.mode}'; choose one of: {', '.join(MASK_MODES)}.")
         if self.mode == "first N tokens":
-            return list(range(min(_whole(self.first_n, "N"), lm.max_context)))  # no longer than any text
+            n = whole_number(self.first_n, "N", at_least=0)
+            return list(range(min(n, lm.max_context)))  # no longer than any text
         if self.mode == "up to a marker":
-            return [] if self.waiting_for_marker else mask_until(text, self.marker, lm, bos=bos, max_tokens=max_tokens)
+            return [] if self.waiting_for_marker else mask_until_encoded(encoded, self.marker, lm)
         if self.mode == "picked tokens":
             return [int(i) for i in self.picked]
         return []
-
-
-def _whole(value, name: str) -> int:
-    """A non-negative whole number from a form field, or an InputError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not float(value).is_integer():
-        raise InputError(f"{name} must be a whole number, 0 or more.")
-    return int(value)
 
 
 def analyze_with_mask(
@@ -65,16 +64,19 @@ def analyze_with_mask(
     """The main analysis, with the labels the masking choice sets to -100 (and the trained copy allowed)."""
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
-    masked = mask.indices(text, lm, bool(bos), settings.max_tokens)
-    result = analyze(
-        text,
-        lm,
-        top_k=top_k,
-        masked=masked,
-        bos=bool(bos),
-        max_tokens=settings.max_tokens,
-        max_top_k=settings.max_top_k,
-        measure=batcher(settings).measure,
+    return _masked_analysis(lm, _encoded(lm, text, settings, mask, bos), settings, mask, top_k)
+
+
+def _encoded(lm: LoadedModel, text: str, settings: Settings, mask: MaskChoice, bos: bool) -> Encoded:
+    """The request's one encoding of its text: what the budget counts, the masking reads and the model is fed."""
+    return encode_text(lm, text, bos=bool(bos), max_tokens=settings.max_tokens, offsets=mask.needs_offsets)
+
+
+def _masked_analysis(lm: LoadedModel, encoded: Encoded, settings: Settings, mask: MaskChoice, top_k) -> Analysis:
+    """The one forward pass over the encoded text, with the labels the masking choice sets to -100."""
+    masked = mask.indices(lm, encoded)
+    result = analyze_encoded(
+        lm, encoded, top_k=top_k, masked=masked, max_top_k=settings.max_top_k, measure=batcher(settings).measure
     )
     if mask.waiting_for_marker:
         result.notices.append("Type a marker: every label up to and including it becomes -100. Nothing is masked yet.")
@@ -94,11 +96,13 @@ def page_analysis(
     on_loading: Callable[[str], None] | None = None,
 ) -> tuple[Analysis, Views]:
     """The page's main request: the masked analysis and every view, made in its turn of the in-flight
-    token budget (the downloads are written when asked for: `service.export_file`)."""
+    token budget (the downloads are written when asked for: `service.export_file`). One way through: the text
+    is encoded once, and those ids go to the budget, the masking and the one forward pass."""
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
-    with taking_turns(settings, lm, text, bos):
-        analysis = analyze_with_mask(text, settings, model, mask, session_id, top_k=top_k, bos=bos)
+    encoded = _encoded(lm, text, settings, mask, bos)
+    with taking_turns(settings, len(encoded.ids)):
+        analysis = _masked_analysis(lm, encoded, settings, mask, top_k)
         return analysis, build_views(analysis, color_by, classroom)
 
 
@@ -120,7 +124,11 @@ def already_shown(
     ):
         return False
     try:
-        masked = set(mask.indices(text, get_model(held.model, settings), bool(bos), settings.max_tokens))
+        lm = get_model(held.model, settings)
+        encoded = Encoded(text, held.input_ids, held.truncated, held.bos)  # the same text and BOS: held's ids
+        if mask.needs_offsets:  # ... and where each token starts, which only the tokenizer says
+            encoded = _encoded(lm, text, settings, mask, bos)
+        masked = set(mask.indices(lm, encoded))
     except Exception:  # noqa: BLE001 - the full analysis reports it
         return False
     return held.labels == [IGNORE_INDEX if i in masked else t for i, t in enumerate(held.input_ids)]
@@ -161,6 +169,8 @@ def picks_still_meant(
         return picked
     try:
         lm = resolve_model(model, settings, session_id)
+        if (held.text, held.bos, held.model) == (text, bool(bos), lm.name):  # its ids: held's, cut to this limit
+            return tuple(i for i in picked if i < min(len(held.input_ids), token_limit(lm, settings.max_tokens)))
         ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
     except Exception:  # noqa: BLE001 - the analysis itself reports a bad text or model
         return ()

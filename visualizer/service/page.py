@@ -19,7 +19,7 @@ from functools import cache
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis.one_pass import Analysis, analyze, encode
+from ..analysis.one_pass import Analysis, Encoded, analyze, analyze_encoded, encode_text, validate_top_k
 from ..errors import InputError, ModelLoadError
 from ..model.loading import LoadedModel, is_loaded, load_model
 from ..settings import Settings
@@ -27,7 +27,7 @@ from ..views import plotting, predictions, tables, walkthrough
 from ..views.loss import loss_bars
 from ..views.report import loss_line
 from .batching import ForwardBatcher, TokenBudget
-from .inputs import check_text
+from .inputs import check_text, whole_number
 from .memory import release_freed_memory
 
 log = logging.getLogger(__name__)
@@ -109,26 +109,34 @@ def run_analysis(
     """Validate a request, then run the one forward pass (shared with overlapping requests)."""
     check_text(text, settings)
     lm = get_model(model or settings.model, settings, on_loading)
-    return analyze(
-        text,
-        lm,
-        top_k=top_k,
-        bos=bool(bos),
-        mask_first=_whole(mask_first, "mask_first"),
-        max_tokens=settings.max_tokens,
-        max_top_k=settings.max_top_k,
-        measure=batcher(settings).measure,
-    )
+    first, top_k = whole_number(mask_first, "mask_first"), validate_top_k(top_k, settings.max_top_k)
+    return _analyze(lm, encode_text(lm, text, bos=bool(bos), max_tokens=settings.max_tokens), settings, top_k, first)
 
 
 def analysis_contract(
-    text: str, settings: Settings, model: str | None = None, sentence_vocab: bool = True, **options
+    text: str,
+    settings: Settings,
+    model: str | None = None,
+    sentence_vocab: bool = True,
+    top_k: int | float = 10,
+    bos: bool = False,
+    mask_first: int | float = 0,
 ) -> dict:
-    """The JSON contract for one request (the API's answer), made in its turn of the token budget."""
+    """The JSON contract for one request (the API's answer), made in its turn of the token budget: the text
+    is encoded once, and those ids are what the budget counts and the forward pass reads."""
     check_text(text, settings)
     lm = get_model(model or settings.model, settings)
-    with taking_turns(settings, lm, text, options.get("bos", False)):
-        return run_analysis(text, settings, model=model, **options).to_dict(sentence_vocab=bool(sentence_vocab))
+    encoded = encode_text(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
+    with taking_turns(settings, len(encoded.ids)):
+        analysis = _analyze(lm, encoded, settings, top_k, whole_number(mask_first, "mask_first"))
+        return analysis.to_dict(sentence_vocab=bool(sentence_vocab))
+
+
+def _analyze(lm: LoadedModel, encoded: Encoded, settings: Settings, top_k, mask_first: int) -> Analysis:
+    """The request's one forward pass over its encoded text, shared with overlapping requests."""
+    return analyze_encoded(
+        lm, encoded, top_k=top_k, mask_first=mask_first, max_top_k=settings.max_top_k, measure=batcher(settings).measure
+    )
 
 
 @cache
@@ -144,24 +152,14 @@ def batcher(settings: Settings) -> ForwardBatcher:
 
 
 @contextmanager
-def taking_turns(settings: Settings, lm: LoadedModel, text: str, bos: bool = False):
-    """Hold this text's tokens of the in-flight budget while it is analysed and drawn (long texts
-    take turns, so memory stays bounded); afterwards hand freed memory back to the OS."""
-    ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
+def taking_turns(settings: Settings, n_tokens: int):
+    """Hold a text's `n_tokens` (its encoded ids) of the in-flight budget while it is analysed and drawn (long
+    texts take turns, so memory stays bounded); afterwards hand freed memory back to the OS."""
     try:
-        with _shared(settings.batch_size, settings.batch_tokens)[1].hold(len(ids), wait_s=settings.time_limit_s):
+        with _shared(settings.batch_size, settings.batch_tokens)[1].hold(n_tokens, wait_s=settings.time_limit_s):
             yield
     finally:
         release_freed_memory()
-
-
-def _whole(value, name: str) -> int:
-    """A float from a slider that is a whole number, as int; else InputError."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise InputError(f"{name} must be a whole number.")
 
 
 def build_views(
