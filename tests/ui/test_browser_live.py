@@ -42,7 +42,7 @@ def test_typing_letter_by_letter_ends_on_the_last_text_and_runs_each_text_once(p
     page.keyboard.type(FIRST, delay=40)  # quicker than the pause that starts an analysis: no request per letter
     wait_for_tick(page, "top-k-heatmap", "played")  # no Enter: the rested text was analysed
     page.keyboard.type(REST, delay=40)  # typed while the page may still be drawing the first half
-    wait_for_tick(page, "top-k-heatmap", "all day")
+    wait_for_tick(page, "top-k-heatmap", "garden all")  # the context of the last token, "day"
     last = FIRST + REST
     assert box.input_value() == last
     assert analysed[-1] == last
@@ -56,7 +56,7 @@ def test_typing_letter_by_letter_ends_on_the_last_text_and_runs_each_text_once(p
     box.press("End")
     page.keyboard.type(".")
     box.press("Enter")  # Enter still works, and the pause after it sends nothing more
-    wait_for_tick(page, "top-k-heatmap", "day")
+    wait_for_tick(page, "top-k-heatmap", "all day")  # now a context: the text ends with "."
     page.wait_for_function("(s) => document.querySelector('#summary textarea').value !== s", arg=shown, timeout=60_000)
     page.wait_for_timeout(1000)
     assert analysed[-1] == last + "." and analysed.count(last + ".") == 1, analysed

@@ -48,7 +48,7 @@ STEP_IN_URL_JS = """(step) => {
 
 DESCRIBE_FIGURE_JS = """(alt) => {
   const box = document.getElementById('lesson-figure');
-  if (box) { box.setAttribute('role', 'img'); box.setAttribute('aria-label', alt || ''); }
+  if (box) { box.setAttribute('role', 'figure'); box.setAttribute('aria-label', alt || ''); }
 }"""
 
 
