@@ -46,7 +46,9 @@ def fits_one_screen(page) -> dict:
     return page.evaluate(
         """() => {
             const box = document.querySelector('#lesson-figure').getBoundingClientRect();
+            const lines = [...document.querySelectorAll('#lesson-text p')].map(p => p.getBoundingClientRect());
             return {top: box.top, bottom: box.bottom, scrolls: document.documentElement.scrollHeight > innerHeight,
+                    text_top: Math.min(...lines.map(r => r.top)), text_bottom: Math.max(...lines.map(r => r.bottom)),
                     alt: document.querySelector('#lesson-figure').getAttribute('aria-label') || ''};
         }"""
     )
@@ -72,11 +74,14 @@ def test_a_teacher_teaches_all_eight_steps_by_keyboard_on_one_screen_each(projec
         wait_for_step(page, step)
         where = fits_one_screen(page)
         assert 0 <= where["top"] < where["bottom"] <= PROJECTOR["height"], (step, where)
+        assert where["top"] - 5 <= where["text_top"] < where["text_bottom"] <= PROJECTOR["height"], (step, where)
         assert not where["scrolls"], step
         assert where["alt"], step  # the figure's key numbers for a screen reader
         if step > 1:
             assert f"step={step}" in page.url
         if os.environ.get("VISUALIZER_SCREENSHOTS"):
+            page.wait_for_function("() => !document.querySelector('.pending')")  # not dimmed while updating
+            page.wait_for_timeout(1500)  # nor while a later redraw of the same step runs (steps 7 and 8)
             page.screenshot(path=str(ASSETS / f"lesson-step-{step}.png"))
         page.keyboard.press("ArrowRight")
     wait_for_step(page, 8)  # the last step stays
