@@ -162,3 +162,27 @@ def test_the_service_refuses_text_over_the_character_limit(tiny_gpt2_dir):
     with pytest.raises(InputError, match="limit is 100"):
         run_analysis("x" * 101, settings)
     assert run_analysis("x" * 100, settings).positions
+
+
+@pytest.mark.parametrize(
+    ("value", "at_least", "answer"),
+    [
+        (3, None, 3),
+        (3.0, 0, 3),
+        (0, 0, 0),
+        (2.5, None, "N must be a whole number, not 2.5."),
+        (True, None, "N must be a whole number, not True."),
+        ("3", None, "N must be a whole number, not '3'."),
+        (float("nan"), 0, "N must be a whole number, 0 or more, not nan."),
+        (-1, 0, "N must be a whole number, 0 or more, not -1."),
+    ],
+)
+def test_a_form_field_is_a_whole_number_or_one_sentence_saying_what_came(value, at_least, answer):
+    from visualizer.service.inputs import whole_number
+
+    if isinstance(answer, int):
+        assert whole_number(value, "N", at_least) == answer and type(whole_number(value, "N", at_least)) is int
+        return
+    with pytest.raises(InputError) as refused:
+        whole_number(value, "N", at_least)
+    assert str(refused.value) == answer

@@ -54,6 +54,23 @@ def test_bad_settings_are_one_sentence(kwargs, message):
         service_generation.decoding(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_new_tokens": 2.5}, "The number of new tokens must be a whole number, not 2.5."),
+        ({"top_k": "3"}, "Top-k must be a whole number, not '3'."),
+        ({"seed": True}, "The seed must be a whole number, not True."),
+        ({"seed": float("inf")}, "The seed must be a whole number, not inf."),
+    ],
+)
+def test_a_setting_that_is_not_a_whole_number_says_what_came(kwargs, message):
+    """The decoding's whole numbers are read by `inputs.whole_number`, with the message they always had."""
+    with pytest.raises(InputError) as refused:
+        service_generation.decoding(**kwargs)
+    assert str(refused.value) == message
+    assert service_generation.decoding(8.0, top_k=None, seed=3.0) == Decoding(8, None, None, None, 3)
+
+
 # ---------------------------------------------------------------- a generation between clicks
 
 

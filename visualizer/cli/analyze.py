@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..settings import Settings
-from .arguments import add_model_argument, checked_texts
+from .arguments import add_masking_arguments, add_model_argument, checked_texts, marker_mask
 
 
 def register(commands, settings: Settings) -> None:
@@ -14,11 +14,7 @@ def register(commands, settings: Settings) -> None:
     parser.add_argument(
         "--top-k", type=int, default=settings.top_k, help="candidates per position (default %(default)s)"
     )
-    parser.add_argument("--mask-first", type=int, default=0, metavar="N", help="set the first N labels to -100")
-    parser.add_argument(
-        "--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100"
-    )
-    parser.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is scored too")
+    add_masking_arguments(parser, "scored")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
     parser.add_argument(
         "--no-sentence-vocab",
@@ -30,7 +26,6 @@ def register(commands, settings: Settings) -> None:
 
 def run_analyze(args, settings: Settings, out) -> None:
     """Analyse each text and print it in the chosen format."""
-    from ..analysis.masking import mask_until
     from ..analysis.one_pass import analyze, validate_top_k
     from ..model.loading import load_model
     from ..views import tables
@@ -45,9 +40,7 @@ def run_analyze(args, settings: Settings, out) -> None:
             top_k=args.top_k,
             mask_first=args.mask_first,
             bos=args.bos,
-            masked=mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
-            if args.mask_until is not None
-            else (),
+            masked=marker_mask(text, args, lm, settings),
             max_tokens=settings.max_tokens,
             max_top_k=settings.max_top_k,
         )

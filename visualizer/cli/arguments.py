@@ -1,8 +1,11 @@
-"""What the commands share: the --model option, the text checks, and a parser whose errors are one line."""
+"""What the commands share: the --model and masking options, the text checks, the JSON-or-table output, and a
+parser whose errors are one line."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable, Sequence
 
 from ..errors import InputError
 from ..settings import Settings
@@ -27,11 +30,40 @@ def add_model_argument(parser: argparse.ArgumentParser, settings: Settings) -> N
     )
 
 
+def add_masking_arguments(parser: argparse.ArgumentParser, first_token: str) -> None:
+    """The shared --mask-first, --mask-until and --bos options (`first_token`: what --bos lets the first token be)."""
+    parser.add_argument("--mask-first", type=int, default=0, metavar="N", help="set the first N labels to -100")
+    parser.add_argument(
+        "--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100"
+    )
+    parser.add_argument(
+        "--bos", action="store_true", help=f"prepend the BOS token so the first token is {first_token} too"
+    )
+
+
+def marker_mask(text: str, args: argparse.Namespace, lm, settings: Settings) -> Sequence[int]:
+    """The label indices --mask-until masks in `text` (none without it)."""
+    from ..analysis.masking import mask_until
+
+    if args.mask_until is None:
+        return ()
+    return mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
+
+
 def checked_texts(texts: list[str], settings: Settings) -> list[str]:
     """Refuse empty texts, and texts longer than the configured maximum, before loading a model."""
-    for text in texts:
-        if not text.strip():
-            raise InputError("Please enter some text: it is empty.")
-        if len(text) > settings.max_chars:
-            raise InputError(f"The text is {len(text):,} characters; the limit is {settings.max_chars:,}.")
-    return texts
+    return [checked_text(text, settings) for text in texts]
+
+
+def checked_text(text: str, settings: Settings, what: str = "text") -> str:
+    """The text (or prompt: `what`), unless it is empty or longer than the configured maximum."""
+    if not text.strip():
+        raise InputError(f"Please enter {'a prompt' if what == 'prompt' else 'some text'}: it is empty.")
+    if len(text) > settings.max_chars:
+        raise InputError(f"The {what} is {len(text):,} characters; the limit is {settings.max_chars:,}.")
+    return text
+
+
+def write_result(out, fmt: str, result, as_text: Callable) -> None:
+    """`--format json`: the result's `to_dict()` as one line of JSON (non-ASCII kept as is); else `as_text(result)`."""
+    out.write((json.dumps(result.to_dict(), ensure_ascii=False) if fmt == "json" else as_text(result)) + "\n")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from ..analysis.generation import (
     DEFAULT_NEW_TOKENS,
     MAX_NEW_TOKENS,
     Decoding,
     Generation,
 )
-from ..errors import InputError
 from ..settings import Settings
-from .arguments import add_model_argument
+from .arguments import add_model_argument, checked_text, write_result
 
 SHOWN_IN_TABLE = 5
 
@@ -56,18 +53,12 @@ def run_generate(args, settings: Settings, out) -> None:
     from ..analysis.one_pass import validate_top_k
     from ..model.loading import load_model
 
-    if not args.prompt.strip():
-        raise InputError("Please enter a prompt: it is empty.")
-    if len(args.prompt) > settings.max_chars:
-        raise InputError(f"The prompt is {len(args.prompt):,} characters; the limit is {settings.max_chars:,}.")
+    prompt = checked_text(args.prompt, settings, "prompt")
     decoding = Decoding(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     candidates = validate_top_k(args.candidates, settings.max_top_k)
-    generation = Generation(load_model(args.model), args.prompt, decoding, bos=args.bos, candidates=candidates)
+    generation = Generation(load_model(args.model), prompt, decoding, bos=args.bos, candidates=candidates)
     generation.run()
-    if args.format == "json":
-        out.write(json.dumps(generation.to_dict(), ensure_ascii=False) + "\n")
-    else:
-        out.write(generation_text(generation) + "\n")
+    write_result(out, args.format, generation, generation_text)
 
 
 def generation_text(generation: Generation) -> str:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from ..analysis.lens import LogitLens, logit_lens
-from ..errors import InputError
 from ..settings import Settings
-from .arguments import add_model_argument
+from .arguments import add_model_argument, checked_text, write_result
 
 CELL_WIDTH = 22
 
@@ -26,15 +23,9 @@ def run_lens(args, settings: Settings, out) -> None:
     """Validate the text, load the model, run the lens, print it."""
     from ..model.loading import load_model
 
-    if not args.text.strip():
-        raise InputError("Please enter some text: it is empty.")
-    if len(args.text) > settings.max_chars:
-        raise InputError(f"The text is {len(args.text):,} characters; the limit is {settings.max_chars:,}.")
-    lens = logit_lens(args.text, load_model(args.model), bos=args.bos, max_tokens=settings.max_tokens)
-    if args.format == "json":
-        out.write(json.dumps(lens.to_dict(), ensure_ascii=False) + "\n")
-    else:
-        out.write(lens_text(lens) + "\n")
+    text = checked_text(args.text, settings)
+    lens = logit_lens(text, load_model(args.model), bos=args.bos, max_tokens=settings.max_tokens)
+    write_result(out, args.format, lens, lens_text)
 
 
 def lens_text(lens: LogitLens) -> str:

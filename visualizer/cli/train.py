@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..analysis.training import DEFAULT_STEPS, OPTIMIZERS, BeforeAfter
 from ..settings import Settings
-from .arguments import add_model_argument, checked_texts
+from .arguments import add_masking_arguments, add_model_argument, checked_texts, marker_mask
 
 OTHER_COLUMN = "(all other tokens)"
 
@@ -27,11 +27,7 @@ def register(commands, settings: Settings) -> None:
     )
     parser.add_argument("--lr", type=float, metavar="X", help="learning rate (default 1e-4 for adamw, 1e-3 for sgd)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    parser.add_argument("--mask-first", type=int, default=0, metavar="N", help="set the first N labels to -100")
-    parser.add_argument(
-        "--mask-until", metavar="TEXT", help="set every label up to and including the first TEXT to -100"
-    )
-    parser.add_argument("--bos", action="store_true", help="prepend the BOS token so the first token is trained on too")
+    add_masking_arguments(parser, "trained on")
     parser.add_argument(
         "--seed", type=int, metavar="S", help="seed of torch's RNG for the run (default: a new one, printed)"
     )
@@ -42,7 +38,6 @@ def register(commands, settings: Settings) -> None:
 
 def run_train(args, settings: Settings, out) -> None:
     """Check the options, load the model, train a copy, print the losses and both tables."""
-    from ..analysis.masking import mask_until
     from ..analysis.training import train_before_after
     from ..errors import InputError
     from ..model.loading import load_model
@@ -51,17 +46,12 @@ def run_train(args, settings: Settings, out) -> None:
     if args.steps > settings.max_train_steps:
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {args.steps}.")
     lm = load_model(args.model)
-    masked = (
-        ()
-        if args.mask_until is None
-        else mask_until(text, args.mask_until, lm, bos=args.bos, max_tokens=settings.max_tokens)
-    )
     result = train_before_after(
         text,
         lm,
         top_k=settings.top_k,
         mask_first=args.mask_first,
-        masked=masked,
+        masked=marker_mask(text, args, lm, settings),
         bos=args.bos,
         max_tokens=settings.max_tokens,
         max_top_k=settings.max_top_k,

@@ -18,17 +18,17 @@ from ..analysis.alignment import (
     Alignment,
     align_positions,
     align_tokens,
-    analysis_ends,
     map_picks,
     token_ends,
 )
-from ..analysis.one_pass import Analysis, encode
+from ..analysis.one_pass import Analysis
 from ..errors import InputError
 from ..settings import Settings
 from ..views import label_figures, plotting, predictions, tables, walkthrough
 from ..views.headings import headed, number, short_name, style_for
 from ..views.loss import loss_bars
-from .labels import MaskChoice, analyze_with_mask
+from .inputs import check_text
+from .labels import EncodedOnce, MaskChoice, masked_analysis
 from .models import resolve_model
 
 COMPARE_VIEWS = ("token strip", "top-K", "predicted vs true", "position detail", "loss per position", "labels table")
@@ -88,49 +88,58 @@ def compare_analyses(
     page_model: str | None = None,
 ) -> Compared:
     """The text analysed by two models with the page's masking (picked tokens carried over from
-    `page_model`, the model they were picked on, by their characters), and how the two line up."""
-    picked_on = _page_ends(text, settings, page_model or model_a, session_id, bos, mask)
-    a, b = (
-        analyze_with_mask(
-            text,
-            settings,
-            model,
-            _carried(mask, picked_on, text, settings, model, session_id, bos),
-            session_id,
-            top_k=top_k,
-            bos=bos,
+    `page_model`, the model they were picked on, by their characters), and how the two line up.
+    Each model's text is encoded once: its analysis, and where its tokens end (to carry the picks over and
+    to line the two up), read those ids."""
+    check_text(text, settings)
+    sides = {
+        name: EncodedOnce(
+            resolve_model(name, settings, session_id), text, bool(bos), settings.max_tokens, mask.needs_offsets
         )
-        for model in (model_a, model_b)
+        for name in (model_a, model_b)
+    }
+    ends = {name: _ends(side) for name, side in sides.items()}
+    picked_on = _page_ends(ends, page_model or model_a, sides[model_a], settings, session_id, mask)
+    a, b = (
+        masked_analysis(sides[name].lm, sides[name].encoded, settings, _carried(mask, picked_on, ends[name]), top_k)
+        for name in (model_a, model_b)
     )
-    ends_a, ends_b = analysis_ends(a), analysis_ends(b)
+    ends_a, ends_b = ends[model_a], ends[model_b]
     compared = Compared(a, b, align_tokens(ends_a, ends_b), align_positions(ends_a, ends_b), "")
     compared.note = alignment_note(compared, mask)
     return compared
 
 
 def _page_ends(
-    text: str, settings: Settings, model: str, session_id: str | None, bos: bool, mask: MaskChoice
+    ends: dict[str, list[int | None]],
+    model: str,
+    side: EncodedOnce,
+    settings: Settings,
+    session_id: str | None,
+    mask: MaskChoice,
 ) -> list[int | None] | None:
-    """Token ends of the page's model, whose token indices the picks are (None when nothing is picked)."""
+    """Token ends of the page's model, whose token indices the picks are (None when nothing is picked): those
+    of one of the compared models, or of a third model's encoding of the same text (`side`'s)."""
     if mask.mode != "picked tokens" or not mask.picked:
         return None
-    return _ends(text, settings, model, session_id, bos)
+    if model in ends:
+        return ends[model]
+    return _ends(EncodedOnce(resolve_model(model, settings, session_id), side.text, side.bos, side.max_tokens))
 
 
-def _ends(text: str, settings: Settings, model: str, session_id: str | None, bos: bool) -> list[int | None]:
-    """Where each token of `model`'s encoding of `text` ends, in bytes (alignment.token_ends)."""
-    lm = resolve_model(model, settings, session_id)
-    ids, _ = encode(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
-    return token_ends(text, ids, lm.tokenizer, lm.decoder.bytes_of_tokens(ids), bool(bos))
+def _ends(side: EncodedOnce) -> list[int | None]:
+    """Where each token of the model's encoding of the text ends, in bytes (alignment.token_ends); for the
+    ids of its analysis, what `analysis_ends` gives."""
+    ids, lm = side.encoded.ids, side.lm
+    return token_ends(side.text, ids, lm.tokenizer, lm.decoder.bytes_of_tokens(ids), side.bos)
 
 
-def _carried(
-    mask: MaskChoice, picked_on, text: str, settings: Settings, model: str, session_id: str | None, bos: bool
-) -> MaskChoice:
-    """The masking for `model`: picked token indices become that model's tokens over the same characters."""
+def _carried(mask: MaskChoice, picked_on: list[int | None] | None, ends: list[int | None]) -> MaskChoice:
+    """The masking for a model whose tokens end at `ends`: picked token indices become its tokens over the
+    same characters."""
     if picked_on is None:
         return mask
-    return replace(mask, picked=map_picks(mask.picked, picked_on, _ends(text, settings, model, session_id, bos)))
+    return replace(mask, picked=map_picks(mask.picked, picked_on, ends))
 
 
 def alignment_note(compared: Compared, mask: MaskChoice = MaskChoice()) -> str:

@@ -8,7 +8,6 @@ teacher forcing (one more forward pass) is recomputed only when the steps change
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from ..analysis.one_pass import Analysis, validate_top_k
 from ..errors import InputError
 from ..settings import Settings
 from ..views import generation_figures, plotting
-from .inputs import check_text
+from .inputs import check_text, whole_number
 from .page import get_model
 
 PAGE_CANDIDATES = 10
@@ -41,15 +40,9 @@ PROMPT_EXAMPLE = "The capital of France is"
 GREEDY, SAMPLE = "greedy", "sample"
 
 
-def _int_or_none(value, name: str):
-    """A whole number as int, None as None; a float like 5.0 from a slider becomes 5."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise InputError(f"{name} must be a whole number, not {value!r}.")
+def _int_or_none(value, name: str) -> int | None:
+    """A whole number as int (`whole_number`: a float like 5.0 from a slider becomes 5), None as None."""
+    return None if value is None else whole_number(value, name)
 
 
 def decoding(max_new_tokens=DEFAULT_NEW_TOKENS, temperature=None, top_k=None, top_p=None, seed=None) -> Decoding:

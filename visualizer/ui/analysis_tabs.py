@@ -72,30 +72,34 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         session = session_id(request)
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
-            mask = labels.page_mask(held, text, settings, model, bos, session, mask_mode, mask_n, marker, picked)
-            if skip_if_shown and labels.already_shown(held, text, settings, model, mask, top_k=top_k, bos=bos):
-                return [gr.skip()] * len(failure_outputs(""))
-            analysis, views = labels.page_analysis(
+            shown = labels.page_request(
+                held,
                 text,
                 settings,
                 model,
-                mask,
+                bos,
                 session,
+                mask_mode,
+                mask_n,
+                marker,
+                picked,
                 top_k=top_k,
-                bos=bos,
                 color_by=color_by,
                 classroom=classroom,
                 on_loading=lambda msg: progress(0, desc=msg),
+                skip_if_shown=skip_if_shown,
             )
+            if shown is None:  # the page already shows it
+                return [gr.skip()] * len(failure_outputs(""))
         except Exception as err:  # noqa: BLE001 - every failure is reported in the page
             outputs = failure_outputs(service.user_message(err))
         else:
             outputs = [
-                analysis,
-                views.summary,
-                *_views_outputs(analysis, views),
-                views.positions,
-                _picker(analysis, mask.picked),
+                shown.analysis,
+                shown.views.summary,
+                *_views_outputs(shown.analysis, shown.views),
+                shown.views.positions,
+                _picker(shown.analysis, shown.mask.picked),
             ]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
 
