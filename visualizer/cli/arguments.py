@@ -7,7 +7,7 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 
-from ..errors import InputError
+from ..service.inputs import check_text
 from ..settings import Settings
 
 EXIT_BAD_INPUT = 2
@@ -52,16 +52,7 @@ def marker_mask(text: str, args: argparse.Namespace, lm, settings: Settings) -> 
 
 def checked_texts(texts: list[str], settings: Settings) -> list[str]:
     """Refuse empty texts, and texts longer than the configured maximum, before loading a model."""
-    return [checked_text(text, settings) for text in texts]
-
-
-def checked_text(text: str, settings: Settings, what: str = "text") -> str:
-    """The text (or prompt: `what`), unless it is empty or longer than the configured maximum."""
-    if not text.strip():
-        raise InputError(f"Please enter {'a prompt' if what == 'prompt' else 'some text'}: it is empty.")
-    if len(text) > settings.max_chars:
-        raise InputError(f"The {what} is {len(text):,} characters; the limit is {settings.max_chars:,}.")
-    return text
+    return [check_text(text, settings) for text in texts]
 
 
 def write_result(out, fmt: str, result, as_text: Callable) -> None:

@@ -8,8 +8,9 @@ from ..analysis.generation import (
     Decoding,
     Generation,
 )
+from ..service.inputs import check_text
 from ..settings import Settings
-from .arguments import add_model_argument, checked_text, write_result
+from .arguments import add_model_argument, write_result
 
 SHOWN_IN_TABLE = 5
 
@@ -53,7 +54,7 @@ def run_generate(args, settings: Settings, out) -> None:
     from ..analysis.one_pass import validate_top_k
     from ..model.loading import load_model
 
-    prompt = checked_text(args.prompt, settings, "prompt")
+    prompt = check_text(args.prompt, settings, "prompt")
     decoding = Decoding(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     candidates = validate_top_k(args.candidates, settings.max_top_k)
     generation = Generation(load_model(args.model), prompt, decoding, bos=args.bos, candidates=candidates)

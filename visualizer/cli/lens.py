@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..analysis.lens import LogitLens, logit_lens
+from ..service.inputs import check_text
 from ..settings import Settings
-from .arguments import add_model_argument, checked_text, write_result
+from .arguments import add_model_argument, write_result
 
 CELL_WIDTH = 22
 
@@ -23,7 +24,7 @@ def run_lens(args, settings: Settings, out) -> None:
     """Validate the text, load the model, run the lens, print it."""
     from ..model.loading import load_model
 
-    text = checked_text(args.text, settings)
+    text = check_text(args.text, settings)
     lens = logit_lens(text, load_model(args.model), bos=args.bos, max_tokens=settings.max_tokens)
     write_result(out, args.format, lens, lens_text)
 
