@@ -38,6 +38,22 @@ def test_the_main_page_and_classroom_mode_have_no_serious_violation(page, server
     assert violations(page) == []
 
 
+FIGURE_LABELS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent)
+    .map(p => [p.getAttribute('role'), p.getAttribute('aria-label') || ''])"""
+
+
+def test_every_figure_of_the_analysis_views_has_a_text_alternative_with_its_numbers(page, server):
+    open_views(page, server)
+    wait_for_tick(page, "top-k-heatmap", "the dog")
+    for view in ("Predictions", "Predicted vs true", "Loss"):
+        page.get_by_role("tab", name=view, exact=True).click()
+        page.wait_for_function(f"() => ({FIGURE_LABELS_JS})().length > 0 && ({FIGURE_LABELS_JS})().every(l => l[1])")
+        labels = page.evaluate(FIGURE_LABELS_JS)
+        assert all(role == "figure" and any(ch.isdigit() for ch in alt) for role, alt in labels), (view, labels)
+    page.get_by_role("tab", name="Loss", exact=True).click()
+    assert any("nats over 3 positions; highest at k=" in alt for _, alt in page.evaluate(FIGURE_LABELS_JS))
+
+
 def test_every_lesson_step_has_no_serious_violation(browser, server):
     context = browser.new_context(viewport=PROJECTOR)
     page = context.new_page()

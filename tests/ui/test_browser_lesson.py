@@ -49,7 +49,7 @@ def fits_one_screen(page) -> dict:
             const lines = [...document.querySelectorAll('#lesson-text p')].map(p => p.getBoundingClientRect());
             return {top: box.top, bottom: box.bottom, scrolls: document.documentElement.scrollHeight > innerHeight,
                     text_top: Math.min(...lines.map(r => r.top)), text_bottom: Math.max(...lines.map(r => r.bottom)),
-                    alt: document.querySelector('#lesson-figure').getAttribute('aria-label') || ''};
+                    alt: document.querySelector('#lesson-figure .js-plotly-plot')?.getAttribute('aria-label') || ''};
         }"""
     )
 
@@ -76,7 +76,7 @@ def test_a_teacher_teaches_all_eight_steps_by_keyboard_on_one_screen_each(projec
         assert 0 <= where["top"] < where["bottom"] <= PROJECTOR["height"], (step, where)
         assert where["top"] - 5 <= where["text_top"] < where["text_bottom"] <= PROJECTOR["height"], (step, where)
         assert not where["scrolls"], step
-        assert where["alt"], step  # the figure's key numbers for a screen reader
+        assert any(ch.isdigit() for ch in where["alt"]), (step, where)  # its key numbers for a screen reader
         if step > 1:
             assert f"step={step}" in page.url
         if os.environ.get("VISUALIZER_SCREENSHOTS"):

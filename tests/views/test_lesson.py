@@ -102,7 +102,8 @@ def test_step_6_bars_are_minus_log_p_and_the_mean_is_cross_entropy(tiny_lm):
     assert f"{mean:.4f}" in step.figure.layout.title.text
     assert step.figure.layout.shapes[0].y0 == pytest.approx(mean, abs=1e-5)  # the dashed mean line
     worst = max(range(3, len(ids)), key=lambda k: expected[k - 1])
-    assert step.alt == f"loss {mean:.2f} nats over {len(ids) - 3} positions; highest at k={worst}"
+    assert step.alt.startswith(f"loss {mean:.2f} nats over {len(ids) - 3} positions; highest at k={worst} (")
+    assert step.alt.endswith(f", {expected[worst - 1]:.2f} nats)")
 
 
 def test_step_7_shows_the_row_before_and_after_training(analysis, tiny_lm):

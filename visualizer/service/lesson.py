@@ -21,6 +21,7 @@ from ..model.loading import LoadedModel
 from ..settings import Settings
 from ..views import lesson as steps
 from ..views.headings import style_for
+from ..views.plotting import describe
 from .training import training_slots
 
 STEPS = steps.STEPS
@@ -115,7 +116,8 @@ def lesson_view(
     style = style_for(classroom)
     k = steps.check_k(analysis, k) if step in K_STEPS else None
     drawn = _draw(analysis, step, k, style, settings, model)
-    return LessonView(step, k, lesson_heading(drawn), lesson_body(drawn), drawn.figure, drawn.alt)
+    figure = describe(drawn.figure, drawn.alt)  # the page reads it as the figure's aria-label
+    return LessonView(step, k, lesson_heading(drawn), lesson_body(drawn), figure, drawn.alt)
 
 
 def _draw(analysis: Analysis, step: int, k, style, settings: Settings, model) -> steps.LessonStep:

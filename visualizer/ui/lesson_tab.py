@@ -46,11 +46,6 @@ STEP_IN_URL_JS = """(step) => {
   history.replaceState(history.state, '', url);
 }"""
 
-DESCRIBE_FIGURE_JS = """(alt) => {
-  const box = document.getElementById('lesson-figure');
-  if (box) { box.setAttribute('role', 'figure'); box.setAttribute('aria-label', alt || ''); }
-}"""
-
 
 def make_lesson_handlers(settings: Settings) -> SimpleNamespace:
     """The lesson's handlers, closed over one settings object."""
@@ -59,9 +54,9 @@ def make_lesson_handlers(settings: Settings) -> SimpleNamespace:
     def render(analysis, step, k, classroom, model, open_tab=None, request: gr.Request = None):
         """Draw the step for the analysis the page holds; steps 7-8 run the model, so only while shown."""
         if analysis is None:
-            return [gr.skip()] * 5
+            return [gr.skip()] * 4
         if int(step or 1) in (7, 8) and open_tab not in (None, LESSON_TAB):
-            return [gr.skip()] * 5
+            return [gr.skip()] * 4
         try:
             view = lesson.lesson_view(
                 analysis,
@@ -72,8 +67,8 @@ def make_lesson_handlers(settings: Settings) -> SimpleNamespace:
                 lambda: resolve_model(model, settings, session_id(request)),
             )
         except Exception as err:  # noqa: BLE001 - every failure is reported in the page
-            return gr.skip(), f"⚠ {lesson.markdown_literal(service.user_message(err))}", None, gr.skip(), ""
-        return view.heading, view.body, view.figure, view.k, view.alt
+            return gr.skip(), f"⚠ {lesson.markdown_literal(service.user_message(err))}", None, gr.skip()
+        return view.heading, view.body, view.figure, view.k  # the figure's alternative rides in its layout.meta
 
     def render_opened(analysis, step, k, classroom, model, _open_tab=None, request: gr.Request = None):
         """The same, as the Lesson tab is opened (before the page records which tab is open)."""
@@ -113,19 +108,17 @@ def build_lesson_tab() -> SimpleNamespace:
                 c.text = gr.Markdown("", elem_id="lesson-text", latex_delimiters=[], sanitize_html=True)
         c.step = gr.Number(1, precision=0, visible=False)
         c.k = gr.Number(None, precision=0, visible=False)
-        c.alt = gr.Textbox("", visible=False)
     return c
 
 
 def wire_lesson_tab(h: SimpleNamespace, c: SimpleNamespace, state, classroom, model, open_tab, demo) -> None:
-    """Redraw on a new analysis, a step or k change, classroom mode or opening the tab; keep the URL and
-    the figure's text alternative current."""
+    """Redraw on a new analysis, a step or k change, classroom mode or opening the tab; keep the URL current."""
     inputs = [state, c.step, c.k, classroom, model, open_tab]
-    outputs = [c.heading, c.text, c.figure, c.k, c.alt]
+    outputs = [c.heading, c.text, c.figure, c.k]
     options = dict(api_visibility="private", concurrency_id="views")
 
     def redraw(trigger, fn=h.render) -> None:
-        trigger(fn, inputs, outputs, **options).then(None, [c.alt], None, js=DESCRIBE_FIGURE_JS)
+        trigger(fn, inputs, outputs, **options)
 
     for trigger in (state.change, classroom.change, c.step.change):
         redraw(trigger)

@@ -25,7 +25,7 @@ from .label_tabs import build_label_tabs, make_label_handlers, wire_label_tabs
 from .layers_tab import build_layers_tab, make_layers_handlers, wire_layers_tab
 from .lesson_tab import build_lesson_tab, make_lesson_handlers, wire_lesson_tab
 from .masking import build_masking_controls, make_masking_handlers, wire_masking
-from .shared import LIVE_TYPING_JS, RELAYOUT_JS, main_analysis
+from .shared import DESCRIBE_FIGURES_JS, LIVE_TYPING_JS, RELAYOUT_JS, main_analysis
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
@@ -130,7 +130,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             page.analyze_page, inputs, outputs, **main
         )
-        demo.load(None, None, None, js=LIVE_TYPING_JS)
+        demo.load(None, None, None, js=LIVE_TYPING_JS).then(None, None, None, js=DESCRIBE_FIGURES_JS)
     return demo
 
 

@@ -64,3 +64,28 @@ def main_analysis(settings: Settings, inputs: list) -> dict:
         trigger_mode="always_last",
         js=number_requests_js(len(inputs)),
     )
+
+
+# Every Plotly figure on the page is a labelled figure for screen readers: its aria-label is the text
+# alternative the views put in `layout.meta.alt` (its key numbers), else its title.
+DESCRIBE_FIGURES_JS = """() => {
+  if (window.visualizerDescribeFigures) return;
+  window.visualizerDescribeFigures = true;
+  let queued = false;
+  const describe = () => {
+    queued = false;
+    document.querySelectorAll('.js-plotly-plot').forEach((plot) => {
+      const layout = plot.layout || {};
+      const title = layout.title && (typeof layout.title === 'string' ? layout.title : layout.title.text);
+      const alt = (layout.meta && layout.meta.alt) || title || 'figure';
+      if (plot.getAttribute('aria-label') !== alt) {
+        plot.setAttribute('role', 'figure');
+        plot.setAttribute('aria-label', alt);
+      }
+    });
+  };
+  new MutationObserver(() => {
+    if (!queued) { queued = true; requestAnimationFrame(describe); }
+  }).observe(document.body, {childList: true, subtree: true});
+  describe();
+}"""

@@ -15,6 +15,7 @@ from ..analysis.lesson import OpenQuestions
 from ..analysis.result import Analysis
 from ..analysis.training import BeforeAfter
 from ..model.tokens import unique_names
+from .loss import loss_summary
 from .plotting import (
     NORMAL,
     OTHER_COLUMN,
@@ -297,16 +298,6 @@ def crude_loss_step(analysis: Analysis, k: int | None = None, style: FigureStyle
         "A fine intuition, but training uses another loss, which looks only at the true token (next step).",
     ]
     return LessonStep(5, TITLES[4], sentences, fig, f"k={k}: sum of absolute differences {total:.3f}")
-
-
-def loss_summary(analysis: Analysis) -> str:
-    """'loss 10.39 nats over 3 positions; highest at k=1' (the figure's text alternative)."""
-    counted = counted_positions(analysis)
-    if not counted or analysis.mean_token_loss is None:
-        return "no position counts in the loss"
-    losses = analysis.arrays.would_be_losses()
-    worst = max(counted, key=lambda k: losses[k - 1])
-    return f"loss {analysis.mean_token_loss:.2f} nats over {len(counted)} positions; highest at k={worst}"
 
 
 def real_loss_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonStep:

@@ -14,6 +14,7 @@ from .plotting import (
     _layout,
     character_line,
     context_label,
+    describe,
     escape_text,
     packed,
     percent,
@@ -32,6 +33,20 @@ def _bar_hovers(analysis: Analysis, rows: np.ndarray, would_be: np.ndarray) -> l
         f"{character_line(analysis, j + 1)}"
         for j in rows.tolist()
     ]
+
+
+def loss_summary(analysis: Analysis) -> str:
+    """'loss 10.39 nats over 3 positions; highest at k=1 (␣dog)': the loss figures' text alternative."""
+    arrays = analysis.arrays
+    counted = [k for k, c in enumerate(arrays.counted.tolist(), 1) if c]
+    if not counted or analysis.mean_token_loss is None:
+        return "no position counts in the loss"
+    losses = arrays.would_be_losses()  # (n-1,)
+    worst = max(counted, key=lambda k: losses[k - 1])
+    return (
+        f"loss {analysis.mean_token_loss:.2f} nats over {len(counted)} positions; "
+        f"highest at k={worst} ({analysis.readable_tokens[worst]}, {losses[worst - 1]:.2f} nats)"
+    )
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -111,4 +126,4 @@ def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
             yaxis=dict(title=dict(text="−ln p(target), nats"), rangemode="tozero", showgrid=True, gridcolor="#e0e0e0"),
         ),
     )
-    return fig
+    return describe(fig, loss_summary(analysis))

@@ -338,3 +338,10 @@ def character_line(analysis: Analysis, t: int) -> str:
         return ""
     over = "" if split.predicted == split.pieces else f" (its {split.predicted} predicted pieces)"
     return f"<br>{escape_text(split.text)} = {split.pieces} tokens: −ln p together {split.loss:.3f} nats{over}"
+
+
+def describe(fig: go.Figure, alt: str) -> go.Figure:
+    """Attach the figure's text alternative (its key numbers, in words) as `layout.meta.alt`; the page makes it
+    the plot's aria-label, so a screen reader reads "loss 10.39 nats over 3 positions; highest at k=1"."""
+    fig.update_layout(meta=dict(alt=alt))
+    return fig

@@ -31,6 +31,7 @@ from .plotting import (
     character_line,
     context_label,
     cut,
+    describe,
     escape_text,
     packed,
     percent,
@@ -139,7 +140,27 @@ def token_strip(
     body = lines * style.row_height * 1.6 + 5 * style.label_size + 60  # the lines, then the colour bar
     _layout(fig, style, f"Each token coloured by {what}", body, subtitle=note, at_least_style_height=False)
     set_layout(fig, dict(xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed")))
-    return fig
+    return describe(fig, strip_summary(analysis))
+
+
+def strip_summary(analysis: Analysis) -> str:
+    """'4 tokens; p(true token) lowest at k=1 (␣dog, 0.00012%), highest at k=3 (␣food, 0.8%)': the alternative."""
+    p, names = analysis.arrays.p_target.tolist(), analysis.readable_tokens  # (n-1,), (n,)
+    low, high = min(range(len(p)), key=p.__getitem__) + 1, max(range(len(p)), key=p.__getitem__) + 1
+    return (
+        f"{len(names)} tokens; p(true token) lowest at k={low} ({names[low]}, {percent(p[low - 1])}), "
+        f"highest at k={high} ({names[high]}, {percent(p[high - 1])})"
+    )
+
+
+def top_k_summary(analysis: Analysis) -> str:
+    """'top-10 candidates at 3 positions; the true token is the first choice at 0 and in the top 10 at 1'."""
+    rank, k = analysis.arrays.rank.tolist(), analysis.top_k
+    first, within = sum(r == 1 for r in rank), sum(r <= k for r in rank)
+    return (
+        f"top-{k} candidates at {len(rank)} positions; the true next token is the model's first choice at "
+        f"{first} and within the top {k} at {within}"
+    )
 
 
 # ---------------------------------------------------------------- top-K heatmap
@@ -218,7 +239,7 @@ def top_k_heatmap(
             ),
         ),
     )
-    return fig
+    return describe(fig, top_k_summary(analysis))
 
 
 def _outside_top_k(

@@ -26,8 +26,10 @@ from .plotting import (
     _rows_shown,
     _side_by_side,
     context_label,
+    describe,
     escape_text,
     packed,
+    percent,
     set_layout,
     whole_percent,
 )
@@ -110,7 +112,12 @@ def sentence_vocab_heatmap(
     set_layout(
         fig, dict(shapes=boxes, annotations=titles, yaxis2=dict(autorange="reversed"), xaxis=columns, xaxis2=columns)
     )
-    return fig
+    p = analysis.arrays.p_target.tolist()  # (n-1,)
+    alt = (
+        f"p over the sentence's {len(vocab.columns)} tokens and all others at {len(p)} positions; "
+        f"p(true next token) from {percent(min(p))} to {percent(max(p))}"
+    )
+    return describe(fig, alt)
 
 
 def _check_position(analysis: Analysis, k) -> int:
@@ -166,4 +173,8 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
             yaxis=dict(range=[0, 1.05], showgrid=True, gridcolor="#e0e0e0", tickformat=".0%"),
         ),
     )
-    return fig
+    alt = (
+        f"k={k}: p({pos.target.display}) = {percent(pos.p_target)}, −ln p = "
+        f"{analysis.arrays.would_be_losses()[row]:.2f} nats, sum of |predicted − true| = {sum(diff):.3f}{status}"
+    )
+    return describe(fig, alt)
