@@ -10,18 +10,28 @@ from tests.ui.test_browser_lesson import PROJECTOR
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-# The views whose figure comes straight from the page's analysis. Generate, Layers, Batches & padding, Shift
-# mistakes, Train and Compare still put their own inputs above their figure: not yet in the first screen.
-FIRST_SCREEN_VIEWS = ["Lesson", "Predictions", "Predicted vs true", "Loss", "Table & export"]
-
-# The top of the first figure, table or image in the panel shown, and the smallest figure text in it.
-MAIN_VIEW_JS = """() => {
+# Each view's main figure or table (its block is laid out before anything is drawn in it).
+MAIN_VIEW = {
+    "Lesson": "lesson-figure",
+    "Predictions": "token-strip",
+    "Predicted vs true": "vocab-heatmap",
+    "Loss": "loss-bars",
+    "Table & export": "positions-table",
+    "Generate": "gen-text",
+    "Layers": "lens-heatmap",
+    "Batches & padding": "batch-grid",
+    "Shift mistakes": "shift-plot",
+    "Train": "train-curve",
+    "Compare": "compare-plot-a",
+}
+# The top of a view's main block, and the smallest figure text in the panel shown.
+MAIN_VIEW_JS = """(id) => {
   const panel = [...document.querySelectorAll('[role=tabpanel]')].find(p => p.offsetParent);
-  const main = [...panel.querySelectorAll('.js-plotly-plot, table, .gradio-plot, [data-testid=plot]')]
-    .find(e => e.offsetParent && e.getBoundingClientRect().height > 20);
+  const main = document.getElementById(id);
   const texts = [...panel.querySelectorAll('.main-svg text')].filter(t => t.textContent.trim());
   const sizes = texts.map(t => parseFloat(getComputedStyle(t).fontSize)).filter(s => s > 0);
-  return {top: main ? main.getBoundingClientRect().top : null, smallest: sizes.length ? Math.min(...sizes) : null};
+  return {top: main && main.offsetParent ? main.getBoundingClientRect().top : null,
+          smallest: sizes.length ? Math.min(...sizes) : null};
 }"""
 
 
@@ -30,14 +40,18 @@ def test_every_view_begins_in_the_first_screen_in_classroom_mode(browser, server
     page = context.new_page()
     page.goto(server + "/?classroom=1")
     wait_for_summary(page, "4 tokens")
-    assert every_tab_shown(page) == EVERY_TAB  # one click away: no overflow menu
+    assert every_tab_shown(page) == EVERY_TAB == list(MAIN_VIEW)  # one click away: no overflow menu
     body = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#text-input textarea')).fontSize)")
     assert body >= 20
     low = {}
-    for name in FIRST_SCREEN_VIEWS:
+    for name, main in MAIN_VIEW.items():
         page.get_by_role("tab", name=name, exact=True).click()
-        page.wait_for_timeout(600)  # the panel is laid out and its figures fitted
-        where = page.evaluate(MAIN_VIEW_JS)
+        page.wait_for_function(  # a tab is built when first opened: wait for its main block, then for the layout
+            "(id) => document.getElementById(id)?.offsetParent && document.getElementById(id).offsetHeight > 50",
+            arg=main,
+        )
+        page.wait_for_timeout(1000)
+        where = page.evaluate(MAIN_VIEW_JS, main)
         if where["top"] is None or where["top"] >= PROJECTOR["height"]:
             low[name] = where["top"]
         if where["smallest"] is not None and where["smallest"] < 16:

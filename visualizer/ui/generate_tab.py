@@ -111,48 +111,58 @@ def make_generation_handlers(settings: Settings) -> SimpleNamespace:
 def build_generate_tab() -> SimpleNamespace:
     """The Generate tab's components (inside a `gr.Tab`)."""
     c = SimpleNamespace()
-    c.prompt = gr.Textbox(
-        label="Prompt",
-        value=service_generation.PROMPT_EXAMPLE,
-        lines=1,
-        max_lines=6,
-        elem_id="gen-prompt",
-        placeholder="Type a prompt and press Next token",
-    )
-    with gr.Row():
-        c.max_new = gr.Slider(
-            1, MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1, label="New tokens (at most)", elem_id="gen-max-new"
-        )
-        c.mode = gr.Radio(
-            [service_generation.GREEDY, service_generation.SAMPLE],
-            value=service_generation.GREEDY,
-            label="Next token by",
-            elem_id="gen-mode",
-        )
-        c.temperature = gr.Slider(
-            0.05, 2.0, value=1.0, step=0.05, label="Temperature (sampling)", elem_id="gen-temperature"
-        )
-        c.top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)", elem_id="gen-top-k")
-        c.top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="gen-top-p")
-        c.seed = gr.Number(0, precision=0, label="Seed (empty: random)", elem_id="gen-seed")
-    with gr.Row():
-        c.next = gr.Button("Next token", variant="primary", elem_id="gen-next")
-        c.run = gr.Button("Run to end", elem_id="gen-run")
-        c.reset = gr.Button("Start over", elem_id="gen-reset")
-    c.summary = gr.Textbox(
-        label="Generation", interactive=False, lines=3, elem_id="gen-summary", elem_classes="summary"
-    )
-    c.text = gr.Plot(label="Generated text", show_label=False, elem_id="gen-text")
-    c.steps = gr.Plot(label="Steps x candidates", show_label=False, elem_id="gen-steps")
-    c.step = gr.Dropdown(choices=[], label="Step: its distribution before and after the filters", elem_id="gen-step")
-    c.bars = gr.Plot(label="One step before and after", show_label=False, elem_id="gen-bars")
-    c.forced = gr.Plot(label="Teacher forcing", show_label=False, elem_id="gen-forced")
-    c.table = gr.Dataframe(
-        label="Teacher forcing beside the steps",
-        headers=list(FORCED_COLUMNS),
-        interactive=False,
-        elem_id="gen-forced-table",
-    )
+    with gr.Row(elem_classes="controls-beside"):  # the figures start right under the tab bar
+        with gr.Column(scale=2, min_width=320):
+            c.prompt = gr.Textbox(
+                label="Prompt",
+                value=service_generation.PROMPT_EXAMPLE,
+                lines=1,
+                max_lines=6,
+                elem_id="gen-prompt",
+                placeholder="Type a prompt and press Next token",
+            )
+            with gr.Row():
+                c.max_new = gr.Slider(
+                    1,
+                    MAX_NEW_TOKENS,
+                    value=DEFAULT_NEW_TOKENS,
+                    step=1,
+                    label="New tokens (at most)",
+                    elem_id="gen-max-new",
+                )
+                c.mode = gr.Radio(
+                    [service_generation.GREEDY, service_generation.SAMPLE],
+                    value=service_generation.GREEDY,
+                    label="Next token by",
+                    elem_id="gen-mode",
+                )
+                c.temperature = gr.Slider(
+                    0.05, 2.0, value=1.0, step=0.05, label="Temperature (sampling)", elem_id="gen-temperature"
+                )
+                c.top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)", elem_id="gen-top-k")
+                c.top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="gen-top-p")
+                c.seed = gr.Number(0, precision=0, label="Seed (empty: random)", elem_id="gen-seed")
+            with gr.Row():
+                c.next = gr.Button("Next token", variant="primary", elem_id="gen-next")
+                c.run = gr.Button("Run to end", elem_id="gen-run")
+                c.reset = gr.Button("Start over", elem_id="gen-reset")
+            c.summary = gr.Textbox(
+                label="Generation", interactive=False, lines=3, elem_id="gen-summary", elem_classes="summary"
+            )
+        with gr.Column(scale=5, min_width=480):
+            c.text = gr.Plot(label="Generated text", show_label=False, elem_id="gen-text")
+            c.steps = gr.Plot(label="Steps x candidates", show_label=False, elem_id="gen-steps")
+            c.step = gr.Dropdown(
+                choices=[], label="Step: its distribution before and after the filters", elem_id="gen-step"
+            )
+            c.bars = gr.Plot(label="One step before and after", show_label=False, elem_id="gen-bars")
+            c.forced = gr.Plot(label="Teacher forcing", show_label=False, elem_id="gen-forced")
+            c.table = gr.Dataframe(
+                label="Teacher forcing beside the steps",
+                headers=list(FORCED_COLUMNS),
+                interactive=False,
+                elem_id="gen-forced-table",
+            )
     return c
 
 

@@ -131,59 +131,68 @@ def build_label_tabs(settings: Settings) -> SimpleNamespace:
         # What each tab last showed, kept to redraw its figures when classroom mode changes (inside a
         # tab: a State directly in gr.Tabs makes Gradio draw a visited tab's button twice).
         c.batch_state, c.shift_state, c.train_state, c.compare_state = (gr.State(None) for _ in range(4))
-        c.batch_texts = gr.Textbox(
-            "the dog likes food\nthe cat sleeps on the warm mat all day",
-            lines=3,
-            label="Sentences, one per line",
-            elem_id="batch-texts",
-        )
-        with gr.Row():
-            c.mask_pads = gr.Checkbox(
-                True, label="Pad labels are −100 (uncheck to see what goes wrong)", elem_id="mask-pads"
+        with gr.Row(elem_classes="controls-beside"):  # the figures start right under the tab bar
+            with gr.Column(scale=2, min_width=320):
+                c.batch_texts = gr.Textbox(
+                    "the dog likes food\nthe cat sleeps on the warm mat all day",
+                    lines=3,
+                    label="Sentences, one per line",
+                    elem_id="batch-texts",
+                )
+                with gr.Row():
+                    c.mask_pads = gr.Checkbox(
+                        True, label="Pad labels are −100 (uncheck to see what goes wrong)", elem_id="mask-pads"
+                    )
+                    c.batch_run = gr.Button("Run the batch", variant="primary", elem_id="batch-run")
+                c.batch_note = gr.Textbox(
+                    label="Why the batch loss differs from the mean of row losses",
+                    interactive=False,
+                    lines=3,
+                    elem_id="batch-note",
+                )
+            with gr.Column(scale=5, min_width=480):
+                c.batch_grid = gr.Plot(show_label=False, elem_id="batch-grid")
+                c.batch_losses = gr.Plot(show_label=False, elem_id="batch-losses")
+                c.batch_table = gr.Dataframe(
+                    label="Rows", headers=list(service_batches.BATCH_COLUMNS), interactive=False, elem_id="batch-table"
+                )
+    with gr.Tab("Shift mistakes", id="shifts"), gr.Row(elem_classes="controls-beside"):
+        with gr.Column(scale=2, min_width=320):
+            with gr.Row():
+                c.mistake = gr.Radio(
+                    list(MISTAKES), value=list(MISTAKES)[0], label="Mistake", elem_id="mistake", scale=3
+                )
+                c.shift_run = gr.Button("Show it on the text", variant="primary", elem_id="shift-run", scale=1)
+            c.shift_note = gr.Textbox(label="What goes wrong", interactive=False, lines=3, elem_id="shift-note")
+        with gr.Column(scale=5, min_width=480):
+            c.shift_plot = gr.Plot(show_label=False, elem_id="shift-plot")
+            c.shift_table = gr.Dataframe(
+                label="Right vs mistaken, per position",
+                headers=list(service_shifts.SHIFT_COLUMNS),
+                interactive=False,
+                elem_id="shift-table",
             )
-            c.batch_run = gr.Button("Run the batch", variant="primary", elem_id="batch-run")
-        c.batch_note = gr.Textbox(
-            label="Why the batch loss differs from the mean of row losses",
-            interactive=False,
-            lines=3,
-            elem_id="batch-note",
-        )
-        c.batch_grid = gr.Plot(show_label=False, elem_id="batch-grid")
-        c.batch_losses = gr.Plot(show_label=False, elem_id="batch-losses")
-        c.batch_table = gr.Dataframe(
-            label="Rows", headers=list(service_batches.BATCH_COLUMNS), interactive=False, elem_id="batch-table"
-        )
-    with gr.Tab("Shift mistakes", id="shifts"):
-        with gr.Row():
-            c.mistake = gr.Radio(list(MISTAKES), value=list(MISTAKES)[0], label="Mistake", elem_id="mistake", scale=3)
-            c.shift_run = gr.Button("Show it on the text", variant="primary", elem_id="shift-run", scale=1)
-        c.shift_note = gr.Textbox(label="What goes wrong", interactive=False, lines=3, elem_id="shift-note")
-        c.shift_plot = gr.Plot(show_label=False, elem_id="shift-plot")
-        c.shift_table = gr.Dataframe(
-            label="Right vs mistaken, per position",
-            headers=list(service_shifts.SHIFT_COLUMNS),
-            interactive=False,
-            elem_id="shift-table",
-        )
-    with gr.Tab("Train", id="train"):
-        gr.Markdown(
-            "Train a private copy of the model on the text (respecting the masking above); the shared "
-            "model never changes. This server trains "
-            f"{settings.training_concurrency} text{'s' if settings.training_concurrency != 1 else ''} at a "
-            "time; others wait in the queue, which shows their place."
-        )
-        with gr.Row():
-            c.steps = gr.Slider(1, settings.max_train_steps, value=10, step=1, label="Steps", elem_id="train-steps")
-            c.optimizer = gr.Radio(["adamw", "sgd"], value="adamw", label="Optimizer", elem_id="train-optimizer")
-            c.lr = gr.Number(0, label="Learning rate (0: the default, 1e-4 AdamW / 1e-3 SGD)", elem_id="train-lr")
-        with gr.Row():
-            c.train = gr.Button("Train", variant="primary", elem_id="train-run")
-            c.reset = gr.Button("Reset to the base model", elem_id="train-reset")
-        c.train_note = gr.Textbox(label="Training", interactive=False, lines=3, elem_id="train-note")
-        c.curve = gr.Plot(show_label=False, elem_id="train-curve")
-        c.heat = gr.Plot(show_label=False, elem_id="train-heatmap")
-        c.before = gr.Plot(show_label=False, elem_id="train-before")
-        c.after = gr.Plot(show_label=False, elem_id="train-after")
+    with gr.Tab("Train", id="train"), gr.Row(elem_classes="controls-beside"):
+        with gr.Column(scale=2, min_width=320):
+            gr.Markdown(
+                "Train a private copy of the model on the text (respecting the masking above); the shared "
+                "model never changes. This server trains "
+                f"{settings.training_concurrency} text{'s' if settings.training_concurrency != 1 else ''} at a "
+                "time; others wait in the queue, which shows their place."
+            )
+            with gr.Row():
+                c.steps = gr.Slider(1, settings.max_train_steps, value=10, step=1, label="Steps", elem_id="train-steps")
+                c.optimizer = gr.Radio(["adamw", "sgd"], value="adamw", label="Optimizer", elem_id="train-optimizer")
+                c.lr = gr.Number(0, label="Learning rate (0: the default, 1e-4 AdamW / 1e-3 SGD)", elem_id="train-lr")
+            with gr.Row():
+                c.train = gr.Button("Train", variant="primary", elem_id="train-run")
+                c.reset = gr.Button("Reset to the base model", elem_id="train-reset")
+            c.train_note = gr.Textbox(label="Training", interactive=False, lines=3, elem_id="train-note")
+        with gr.Column(scale=5, min_width=480):
+            c.curve = gr.Plot(show_label=False, elem_id="train-curve")
+            c.heat = gr.Plot(show_label=False, elem_id="train-heatmap")
+            c.before = gr.Plot(show_label=False, elem_id="train-before")
+            c.after = gr.Plot(show_label=False, elem_id="train-after")
     with gr.Tab("Compare", id="compare"):
         build_compare_tab(c, settings)
     return c

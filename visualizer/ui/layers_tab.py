@@ -56,18 +56,25 @@ def make_layers_handlers(settings: Settings) -> SimpleNamespace:
 def build_layers_tab() -> SimpleNamespace:
     """The Layers tab's components (inside a `gr.Tab`)."""
     c = SimpleNamespace()
-    gr.Markdown("What each layer would predict if the model stopped there (the *logit lens*), for the text above.")
-    with gr.Row():
-        c.value = gr.Radio(
-            [("p(true next token)", "p_target"), ("rank of the true token", "rank"), ("entropy", "entropy")],
-            value="p_target",
-            label="Colour by",
-            elem_id="lens-value",
-            scale=4,
-        )
-        c.button = gr.Button("Show layers", elem_id="lens-button", scale=1)
-    c.summary = gr.Textbox(label="Layers", interactive=False, lines=2, elem_id="lens-summary", elem_classes="summary")
-    c.plot = gr.Plot(label="Layers x positions", show_label=False, elem_id="lens-heatmap")
+    with gr.Row(elem_classes="controls-beside"):  # the figure starts right under the tab bar
+        with gr.Column(scale=2, min_width=320):
+            gr.Markdown(
+                "What each layer would predict if the model stopped there (the *logit lens*), for the text above."
+            )
+            with gr.Row():
+                c.value = gr.Radio(
+                    [("p(true next token)", "p_target"), ("rank of the true token", "rank"), ("entropy", "entropy")],
+                    value="p_target",
+                    label="Colour by",
+                    elem_id="lens-value",
+                    scale=4,
+                )
+                c.button = gr.Button("Show layers", elem_id="lens-button", scale=1)
+            c.summary = gr.Textbox(
+                label="Layers", interactive=False, lines=2, elem_id="lens-summary", elem_classes="summary"
+            )
+        with gr.Column(scale=5, min_width=480):
+            c.plot = gr.Plot(label="Layers x positions", show_label=False, elem_id="lens-heatmap")
     return c
 
 
