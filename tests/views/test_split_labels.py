@@ -8,6 +8,7 @@ import pytest
 from tests.analysis.test_split_characters import TEXT
 from visualizer.analysis.one_pass import analyze
 from visualizer.views.loss import loss_bars
+from visualizer.views.plotting import escape_text
 from visualizer.views.predictions import token_strip
 
 
@@ -38,3 +39,15 @@ def test_the_loss_bars_label_each_piece_with_its_character(split):
     assert any(name.startswith("k=") and "🐕" in name and "/" in name for name in names)
     assert "together" in " ".join(fig.data[0].customdata)
     assert not any("<0x" in name for name in names)
+
+
+def test_the_walkthrough_columns_read_as_in_the_text_unless_a_piece_is_shared(split):
+    from visualizer.views.walkthrough import sentence_vocab_heatmap
+
+    names = list(sentence_vocab_heatmap(split).data[0].x)
+    for column, token in enumerate(split.vocab.columns):
+        where = [t for t, tok in enumerate(split.tokens) if tok.id == token.id]
+        labels = {split.readable_tokens[t] for t in where}
+        expected = labels.pop() if len(labels) == 1 else token.display  # one id, pieces of two characters
+        assert names[column].startswith(escape_text(expected)), (column, names[column], expected)
+    assert any("🐕" in name and "/" in name for name in names)

@@ -293,6 +293,15 @@ class Analysis:
         return self.decoder.labels_in_text(self.input_ids)
 
     @cached_property
+    def column_labels(self) -> list[str]:
+        """One label per column of the walkthrough's table (the sentence's distinct tokens): the token's label in
+        this text, or its display form where the same id stands for pieces of different characters."""
+        seen: dict[int, set[str]] = {}
+        for token, label in zip(self.tokens, self.readable_tokens):
+            seen.setdefault(token.id, set()).add(label)
+        return [next(iter(seen[t.id])) if len(seen[t.id]) == 1 else t.display for t in self.vocab.columns]
+
+    @cached_property
     def split_characters(self) -> list[SplitCharacter | None]:
         """(n,) for each token that shares a character with its neighbours, the whole character(s) and the
         summed −ln p of the group's predicted pieces (the loss of the character); None for whole tokens."""

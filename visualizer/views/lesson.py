@@ -14,17 +14,16 @@ import plotly.graph_objects as go
 from ..analysis.lesson import OpenQuestions
 from ..analysis.result import Analysis
 from ..analysis.training import BeforeAfter
-from ..model.tokens import unique_names
 from .loss import loss_summary
 from .plotting import (
     NORMAL,
-    OTHER_COLUMN,
     FigureStyle,
     _layout,
     context_label,
     cut,
     escape_text,
     percent,
+    sentence_columns,
     set_layout,
     shorten,
 )
@@ -250,11 +249,6 @@ def _bar_figure(names: list[str], series, title: str, style: FigureStyle, percen
         ),
     )
     return fig
-
-
-def sentence_columns(analysis: Analysis) -> list[str]:
-    """The walkthrough's columns: the sentence's distinct tokens, then all other tokens together (escaped)."""
-    return unique_names([escape_text(t.display) for t in analysis.vocab.columns]) + [OTHER_COLUMN]
 
 
 def check_k(analysis: Analysis, k: int | None) -> int:

@@ -20,7 +20,7 @@ from plotly.colors import get_colorscale, sample_colorscale
 from ..analysis.alignment import Slots
 from ..analysis.result import Analysis
 from ..errors import InputError
-from ..model.tokens import VISIBLE_WHITESPACE
+from ..model.tokens import VISIBLE_WHITESPACE, unique_names
 
 AXIS_CHARS = 24
 """A context on an axis keeps at most this many characters, the first one a '…'."""
@@ -345,3 +345,10 @@ def describe(fig: go.Figure, alt: str) -> go.Figure:
     the plot's aria-label, so a screen reader reads "loss 10.39 nats over 3 positions; highest at k=1"."""
     fig.update_layout(meta=dict(alt=alt))
     return fig
+
+
+def sentence_columns(analysis: Analysis, first: int | None = None) -> list[str]:
+    """The walkthrough's column names: the sentence's distinct tokens (the first `first` of them), escaped and
+    made unique, each as it reads in this text ('狗 1/3'), then all other tokens together."""
+    labels = analysis.column_labels[:first] if first is not None else analysis.column_labels
+    return unique_names([escape_text(label) for label in labels]) + [OTHER_COLUMN]

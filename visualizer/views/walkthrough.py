@@ -10,12 +10,10 @@ import plotly.graph_objects as go
 from ..analysis.alignment import Slots
 from ..analysis.result import Analysis
 from ..errors import InputError
-from ..model.tokens import unique_names
 from .plotting import (
     MAX_ROWS,
     MAX_TEXT_COLUMNS,
     NORMAL,
-    OTHER_COLUMN,
     FigureStyle,
     _colorbar,
     _layout,
@@ -30,6 +28,7 @@ from .plotting import (
     escape_text,
     packed,
     percent,
+    sentence_columns,
     set_layout,
     whole_percent,
 )
@@ -46,7 +45,7 @@ def sentence_vocab_heatmap(
     shown, note = _rows_shown(analysis, max_rows)
     vocab = analysis.vocab
     m = len({t.id for t in analysis.tokens[: shown + 1]})  # columns are in order of first appearance
-    names = unique_names([escape_text(t.display) for t in vocab.columns[:m]]) + [OTHER_COLUMN]
+    names = sentence_columns(analysis, m)
     table = vocab.table(shown)  # (R, D+1), 'other' last
     predicted = np.column_stack([table[:, :m], table[:, m:].sum(axis=1)])  # (R, m+1): later tokens join 'other'
     truth = np.zeros_like(predicted, dtype=np.uint8)  # (R, m+1): a shown row's target is among its m columns
@@ -137,7 +136,7 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
     """
     k = _check_position(analysis, k)
     pos, vocab, row = analysis.positions[k - 1], analysis.vocab, k - 1
-    names = unique_names([escape_text(t.display) for t in vocab.columns]) + [OTHER_COLUMN]
+    names = sentence_columns(analysis)
     diff = vocab.abs_diff(row)
     line = dict(color=style.text_color, width=style.bar_line_width)
     series = (
