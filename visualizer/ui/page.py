@@ -59,7 +59,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 list(settings.models), value=settings.model, label="Model", elem_id="model", min_width=320
             )
             top_k = gr.Slider(1, settings.max_top_k, value=settings.top_k, step=1, label="Top-K", elem_id="top-k")
-            color_by = gr.Radio(["probability", "rank"], value="probability", label="Colour tokens by")
+            color_by = gr.Radio(
+                ["probability", "rank"], value="probability", label="Colour tokens by", elem_id="color-by"
+            )
             bos = gr.Checkbox(False, label="Prepend BOS (score the first token too)")
             classroom = gr.Checkbox(False, label="Classroom mode", elem_id="classroom")
         mask = build_masking_controls()
