@@ -34,3 +34,34 @@ def test_the_alternatives_name_the_numbers_a_reader_needs(tiny_lm):
     assert views.top_k.layout.meta["alt"].endswith(f"first choice at {first} and within the top 5 at {within}")
     assert "p(true next token) from " in views.sentence_vocab.layout.meta["alt"]
     assert views.detail.layout.meta["alt"].startswith(f"k={len(ids) - 1}: p(")
+
+
+def test_the_batch_shift_and_training_figures_say_their_numbers(tiny_lm):
+    import torch.nn.functional as F
+
+    from visualizer.analysis.batches import analyze_batch
+    from visualizer.analysis.shifts import double_shift
+    from visualizer.analysis.training import train_on_text
+    from visualizer.views.label_figures import (
+        batch_grid,
+        batch_losses,
+        shift_comparison,
+        training_curve,
+        training_heatmap,
+    )
+
+    batch = analyze_batch(["the dog likes food", "the cat"], tiny_lm, mask_pads=True)
+    pads = sum(int(m == 0) for r in batch.rows for m in r.attention_mask)
+    assert pads > 0 and f"{pads} pads" in batch_grid(batch).layout.meta["alt"]
+    ids = tiny_lm.tokenizer("the dog likes food", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = tiny_lm.model(torch.tensor([ids])).logits[0, :-1]
+    own_row_loss = F.cross_entropy(logits, torch.tensor(ids[1:])).item()
+    assert f"row losses {own_row_loss:.3f}" in batch_losses(batch).layout.meta["alt"]
+    shift = double_shift("the dog likes food", tiny_lm)
+    assert f"right loss {own_row_loss:.3f}" in shift_comparison(shift).layout.meta["alt"]
+    run = train_on_text("the dog likes food", tiny_lm, steps=2, seed=0)
+    assert training_curve(run).layout.meta["alt"] == (
+        f"loss {run.losses[0]:.3f} before training, {run.losses[-1]:.3f} after 2 adamw steps"
+    )
+    assert "positions: on average" in training_heatmap(run).layout.meta["alt"]

@@ -19,6 +19,7 @@ from .plotting import (
     _layout,
     _row_axis,
     cut,
+    describe,
     escape_text,
     percent,
     shorten,
@@ -76,7 +77,9 @@ def batch_grid(result: BatchResult, style: FigureStyle = NORMAL) -> go.Figure:
     _layout(fig, style, title, len(result.rows) * style.row_height * 1.6 + 80)
     _row_axis(fig, labels)
     fig.update_xaxes(title=dict(text="position"), dtick=1)
-    return fig
+    pads = sum(int(m == 0) for r in result.rows for m in r.attention_mask)
+    counted = sum(loss is not None for r in result.rows for loss in r.losses)
+    return describe(fig, f"{len(result.rows)} rows padded to {width} tokens: {pads} pads, {counted} labels counted")
 
 
 def _batch_hover(row, t: int) -> str:
@@ -117,7 +120,8 @@ def batch_losses(result: BatchResult, style: FigureStyle = NORMAL) -> go.Figure:
             )
     _layout(fig, style, "Row losses vs the batch loss", 0)
     fig.update_yaxes(title=dict(text="loss, nats"), rangemode="tozero")
-    return fig
+    said = "; ".join(f"{label} {value:.3f} nats" for label, value, _ in lines if value is not None)
+    return describe(fig, f"row losses {', '.join(f'{v:.3f}' for v in losses)}; {said}")
 
 
 def shift_comparison(comparison: ShiftComparison, style: FigureStyle = NORMAL) -> go.Figure:
@@ -152,7 +156,7 @@ def shift_comparison(comparison: ShiftComparison, style: FigureStyle = NORMAL) -
     fig.update_layout(barmode="group", showlegend=True)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=x, tickangle=-45)
     fig.update_yaxes(title=dict(text="−ln p, nats"), rangemode="tozero")
-    return fig
+    return describe(fig, f"{name}: right loss {comparison.loss:.3f} vs mistaken {wrong} over {len(rows)} positions")
 
 
 def _shift_hover(row, right: bool) -> str:
@@ -181,7 +185,8 @@ def training_curve(run: TrainingRun, style: FigureStyle = NORMAL) -> go.Figure:
     _layout(fig, style, title, 0)
     fig.update_xaxes(title=dict(text="optimizer step"), dtick=1 if len(steps) <= 20 else None)
     fig.update_yaxes(title=dict(text="loss, nats"), rangemode="tozero", showgrid=True, gridcolor="#e0e0e0")
-    return fig
+    before, after = ("—" if x is None else f"{x:.3f}" for x in (first, last))
+    return describe(fig, f"loss {before} before training, {after} after {len(steps) - 1} {run.optimizer} steps")
 
 
 def training_heatmap(run: TrainingRun, style: FigureStyle = NORMAL) -> go.Figure:
@@ -211,4 +216,12 @@ def training_heatmap(run: TrainingRun, style: FigureStyle = NORMAL) -> go.Figure
     _layout(fig, style, "p(true next token) at each position, step by step", len(grid) * style.row_height + 90)
     _row_axis(fig, labels)
     fig.update_xaxes(title=dict(text="optimizer step (0 = before training)"), dtick=1 if len(grid[0]) <= 20 else None)
-    return fig
+    start, end = (_mean_percent([row[i] for row in grid if row[i] is not None]) for i in (0, -1))
+    return describe(
+        fig, f"p(true next token) at {len(grid)} positions: on average {start} before training, {end} after"
+    )
+
+
+def _mean_percent(ps: list[float]) -> str:
+    """The mean of some probabilities as a percentage, '—' for none."""
+    return percent(sum(ps) / len(ps)) if ps else "—"
