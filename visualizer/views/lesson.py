@@ -216,8 +216,10 @@ def snapshots_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonSte
 
 
 def _bar_figure(names: list[str], series, title: str, style: FigureStyle, percent_axis: bool = True):
-    """Grouped bars: `series` is (name, values, colour, pattern) per group."""
+    """Grouped bars: `series` is (name, values, colour, pattern) per group. With three groups the bars are
+    too narrow for every label: only values of 1% or more are written on them (the hover has every value)."""
     style = lesson_style(style)
+    crowded = percent_axis and len(series) >= 3
     line = dict(color=style.text_color, width=style.bar_line_width)
     fig = go.Figure(
         [
@@ -225,7 +227,7 @@ def _bar_figure(names: list[str], series, title: str, style: FigureStyle, percen
                 x=names,
                 y=list(values),
                 name=name,
-                text=[percent(v) if percent_axis else f"{v:.2f}" for v in values],
+                text=["" if crowded and v < 0.01 else percent(v) if percent_axis else f"{v:.2f}" for v in values],
                 textposition="outside",
                 cliponaxis=False,
                 textfont=dict(size=style.label_size),

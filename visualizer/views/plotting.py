@@ -336,7 +336,8 @@ def character_line(analysis: Analysis, t: int) -> str:
     split = analysis.split_characters[t]
     if split is None:
         return ""
-    over = "" if split.predicted == split.pieces else f" (its {split.predicted} predicted pieces)"
+    pieces = "piece" if split.predicted == 1 else "pieces"
+    over = "" if split.predicted == split.pieces else f" (its {split.predicted} predicted {pieces})"
     return f"<br>{escape_text(split.text)} = {split.pieces} tokens: −ln p together {split.loss:.3f} nats{over}"
 
 
