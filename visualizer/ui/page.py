@@ -103,7 +103,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         lens_outputs = [lens_state, lens.summary, lens.plot]
         # Typing analyses the text once it rests (LIVE_TYPING_JS clicks the hidden button), Enter at once; one
         # event for both, so a newer text waits for the running one and the text shown is never run again.
-        typed = gr.on([text.submit, live.click], page.analyze_if_changed, inputs, outputs, **main)
+        typed = gr.on(
+            [text.submit, live.click], page.analyze_if_changed, inputs, outputs, show_progress="hidden", **main
+        )
         for event in (typed, run.click(page.analyze_page, inputs, outputs, **main)):
             event.then(
                 layers.layers_if_open,
