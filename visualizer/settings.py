@@ -36,7 +36,8 @@ class Settings:
     """Limits and defaults for one server or one CLI run."""
 
     model: str = _help(
-        "Model to analyse: the bundled name, a local directory, a .gguf file or a hub id.",
+        "Model to analyse: the bundled name, a local directory, a .gguf file, a hub id, or a vLLM server entry "
+        "vllm:http://HOST:PORT/SERVED_NAME.",
         default=BUNDLED_MODEL,
     )
     models: tuple[str, ...] = _help(
@@ -73,6 +74,9 @@ class Settings:
         "turn (past it: 'busy'); an analysis's own forward pass is bounded by max_tokens instead.",
         default=120,
     )
+    engine_timeout_s: int = _help(
+        "Seconds one call to a vLLM server may take before it is reported as too slow.", default=60
+    )
     max_new_tokens: int = _help("Most tokens one generation may add.", default=200)
     max_train_steps: int = _help("Most optimizer steps one training run may take.", default=50)
     max_trained_copies: int = _help("Trained model copies held at once (the oldest is dropped).", default=2)
@@ -97,8 +101,11 @@ class Settings:
         return settings
 
     def allows(self, name: str) -> bool:
-        """Whether a request may load the model called `name`."""
-        return self.allow_any_model or name in self.models
+        """Whether a request may load the model called `name`: a configured one, or with allow_any_model any
+        name but an engine entry (a URL is only ever called when the settings name it)."""
+        if name in self.models:
+            return True
+        return self.allow_any_model and not name.startswith("vllm:")
 
     @staticmethod
     def help_table() -> list[tuple[str, str, str]]:

