@@ -16,8 +16,11 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
-from ..model.loading import LoadedModel
+from ..model.engine import EngineModel
+from ..model.loading import AnyModel, LoadedModel
 from ..model.tokens import TokenDecoder
+from .engine_pass import ENGINE_NOTICE, measure_engine
+from .measured import Measured, Request
 
 # The result's types live in result.py; importable from here too, as they always were.
 from .result import (  # noqa: F401
@@ -74,14 +77,14 @@ class Encoded:
         return self.ids[1:] if self.bos else self.ids
 
 
-def encode(lm: LoadedModel, text: str, bos: bool = False, max_tokens: int | None = None):
+def encode(lm: AnyModel, text: str, bos: bool = False, max_tokens: int | None = None):
     """Text -> (input_ids list, truncated flag); no special tokens unless `bos`."""
     encoded = encode_text(lm, text, bos=bos, max_tokens=max_tokens)
     return encoded.ids, encoded.truncated
 
 
 def encode_text(
-    lm: LoadedModel, text: str, bos: bool = False, max_tokens: int | None = None, offsets: bool = False
+    lm: AnyModel, text: str, bos: bool = False, max_tokens: int | None = None, offsets: bool = False
 ) -> Encoded:
     """Text -> its Encoded tokens in one tokenizer call; no special tokens unless `bos`. With `offsets`, where each
     token starts too (masking up to a marker needs it), when the tokenizer can say (a slow one cannot)."""
@@ -104,7 +107,7 @@ def encode_text(
     return Encoded(text, kept, len(ids) > limit, bos, starts)
 
 
-def token_limit(lm: LoadedModel, max_tokens: int | None = None) -> int:
+def token_limit(lm: AnyModel, max_tokens: int | None = None) -> int:
     """The most tokens of a text that are read: the model's context, or `max_tokens` when smaller."""
     return min(lm.max_context, max_tokens or lm.max_context)
 
@@ -137,7 +140,7 @@ def make_labels(n: int, mask_first: int = 0, masked=()) -> list[int]:
 
 def analyze(
     text: str,
-    lm: LoadedModel,
+    lm: AnyModel,
     top_k: int = 10,
     mask_first: int = 0,
     masked=(),
@@ -154,7 +157,7 @@ def analyze(
 
 
 def analyze_encoded(
-    lm: LoadedModel,
+    lm: AnyModel,
     encoded: Encoded,
     top_k: int = 10,
     mask_first: int = 0,
@@ -170,6 +173,8 @@ def analyze_encoded(
             "The text is a single token: there is no next token to predict. Add a word, "
             "or tick 'prepend BOS' so the first token is predicted too."
         )
+    if isinstance(lm, EngineModel):
+        lm.check_ids(text, encoded.text_ids, truncated)
     template = make_labels(len(ids), mask_first, masked)
     labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
     result = analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure)
@@ -184,7 +189,7 @@ NOT_SPELLED = (
 )
 
 
-def spells_the_text(lm: LoadedModel, text: str, ids: list[int], truncated: bool = False) -> bool:
+def spells_the_text(lm: AnyModel, text: str, ids: list[int], truncated: bool = False) -> bool:
     """Whether the tokens' bytes are the text's UTF-8 (its start, when cut): a byte-level vocabulary without a
     token for some byte (the bundled one lacks 0x04 and 0xF1, for two) drops it silently."""
     spelled, typed = b"".join(lm.decoder.bytes_of_tokens(ids)), text.encode("utf-8")
@@ -193,7 +198,7 @@ def spells_the_text(lm: LoadedModel, text: str, ids: list[int], truncated: bool 
 
 
 def analyze_ids(
-    lm: LoadedModel,
+    lm: AnyModel,
     ids: list[int],
     labels: list[int],
     text: str,
@@ -208,27 +213,19 @@ def analyze_ids(
     shares one padded forward pass between concurrent requests)."""
     if len(ids) < 2 or len(labels) != len(ids):
         raise InputError("Need at least two tokens, and one label per token.")
-    measured = (measure or measure_one)(lm, Request(ids, labels, top_k))
+    request = Request(ids, labels, top_k)
+    if isinstance(lm, EngineModel):  # the engine batches concurrent requests itself
+        measured = measure_engine(lm, request)
+    else:
+        measured = (measure or measure_one)(lm, request)
     columns = list(dict.fromkeys(ids))
-    vocab = _sentence_vocab(lm, ids, columns, measured.stats.pop("columns_p"))
-    return _assemble(lm, text, ids, labels, measured.stats, vocab, measured.loss, truncated, bos, top_k)
-
-
-@dataclass(frozen=True)
-class Request:
-    """One text's share of a forward pass: its token ids, labels (-100 = not counted) and top-K."""
-
-    ids: list[int]
-    labels: list[int]
-    top_k: int
-
-
-@dataclass
-class Measured:
-    """What the tensor work gives one text: per-position statistics (small CPU tensors) and the model's loss."""
-
-    stats: dict
-    loss: float | None
+    bound = measured.stats.pop("bound", None)
+    vocab = _sentence_vocab(lm, ids, columns, measured.stats.pop("columns_p"), bound)
+    result = _assemble(lm, text, ids, labels, measured.stats, vocab, measured.loss, truncated, bos, top_k)
+    if isinstance(lm, EngineModel):
+        result.backend = lm.backend
+        result.notices.append(ENGINE_NOTICE)
+    return result
 
 
 def measure_one(lm: LoadedModel, request: Request) -> Measured:
@@ -341,15 +338,19 @@ def _chunk_stats(logits, tgt, k: int, index, out: dict) -> None:
     out["columns_p"].copy_(p[:, index])  # (c, D)
 
 
-def _sentence_vocab(lm: LoadedModel, ids: list[int], columns: list[int], probs: torch.Tensor) -> SentenceVocab:
-    """The walkthrough's table over the sentence's distinct tokens `columns`, from their (n-1, D) probabilities."""
+def _sentence_vocab(
+    lm: AnyModel, ids: list[int], columns: list[int], probs: torch.Tensor, bound: torch.Tensor | None = None
+) -> SentenceVocab:
+    """The walkthrough's table over the sentence's distinct tokens `columns`, from their (n-1, D) probabilities
+    (NaN where an engine could not give one: then 'other' is unknown too, and `bound` caps the cell)."""
     column = {tid: c for c, tid in enumerate(columns)}
-    other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)  # (n-1,)
+    other = (1.0 - probs.double().sum(dim=1)).clamp(min=0.0)  # (n-1,); NaN in a row with an unknown cell
     return SentenceVocab(
         columns=lm.decoder.tokens(columns),
         p_columns=probs.numpy(),
         p_other=other.numpy(),
         target_column=[column[t] for t in ids[1:]],
+        p_bound=None if bound is None else bound.numpy(),
     )
 
 

@@ -131,11 +131,19 @@ class SentenceVocab:
     """(n-1,) float64: the probability left for every other token of the vocabulary."""
     target_column: list[int]
     """(n-1,): which column is the true next token at each position."""
+    p_bound: np.ndarray | None = None
+    """(n-1,) float32, from an engine only: the K-th candidate's p at each position. A column token outside the
+    top K has NaN in `p_columns` (the engine does not say its p), and its p is at most this; None in-process."""
 
     __eq__ = _same_fields
 
     def __post_init__(self):
-        _read_only(self.p_columns, self.p_other)
+        _read_only(self.p_columns, self.p_other, *([] if self.p_bound is None else [self.p_bound]))
+
+    @property
+    def exact(self) -> bool:
+        """Whether every cell is known (always in-process; from an engine when the top K held every column)."""
+        return not bool(np.isnan(self.p_columns).any())
 
     @property
     def probs(self) -> list[list[float]]:
@@ -174,6 +182,7 @@ class SentenceVocab:
             "other": self.other,
             "target_column": list(self.target_column),
             "abs_diff": np.abs(predicted - truth).tolist(),
+            **({} if self.p_bound is None else {"p_bound": self.p_bound.tolist()}),
         }
 
 
@@ -275,6 +284,19 @@ class Analysis:
     top_k: int = 10
     notices: list[str] = field(default_factory=list)
     """Things the user should know (truncation, nothing counted)."""
+    backend: str = "transformers"
+    """Who ran the forward pass: 'transformers' in this process, or 'vllm' (an engine: no loss of its own, no
+    entropy, and the walkthrough's table exact only where the top K held the sentence's tokens)."""
+
+    @property
+    def shown_loss(self) -> float | None:
+        """The loss to show: the model's own, or from an engine (which gives none) the mean over counted positions."""
+        return self.loss if self.backend == "transformers" else self.mean_token_loss
+
+    @property
+    def loss_name(self) -> str:
+        """What `shown_loss` is, in a few words."""
+        return "model loss" if self.backend == "transformers" else "mean loss over counted positions"
 
     @cached_property
     def positions(self) -> Positions:
@@ -320,8 +342,8 @@ class Analysis:
 
     @property
     def perplexity(self) -> float | None:
-        """exp(loss): the effective number of choices the model hesitates between."""
-        return None if self.loss is None else math.exp(self.loss)
+        """exp(loss): the effective number of choices the model hesitates between (of `shown_loss`)."""
+        return None if self.shown_loss is None else math.exp(self.shown_loss)
 
     @property
     def input_ids(self) -> list[int]:
@@ -333,6 +355,7 @@ class Analysis:
         (null), which grows with positions × distinct tokens (17 MB of the 18 MB at 1024 tokens)."""
         return {
             "model": self.model,
+            "backend": self.backend,
             "text": self.text,
             "tokens": [t.to_dict() for t in self.tokens],
             "labels": self.labels,

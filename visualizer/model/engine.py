@@ -16,13 +16,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import ModelLoadError
 from .tokens import TokenDecoder
+
+if TYPE_CHECKING:  # annotations only: transformers is imported where a tokenizer is loaded
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +183,7 @@ class EngineModel:
     backend: ClassVar[str] = "vllm"
     name: str
     client: EngineClient = field(repr=False)
-    tokenizer: object = field(repr=False)
+    tokenizer: PreTrainedTokenizerBase = field(repr=False)
     decoder: TokenDecoder = field(repr=False)
     max_model_len: int
     source: str = "vllm"
