@@ -164,8 +164,18 @@ class SentenceVocab:
         return [1.0 if c == self.target_column[row] else 0.0 for c in range(len(self.columns))] + [0.0]
 
     def abs_diff(self, row: int) -> list[float]:
-        """|predicted - true| per column and for 'other': the walkthrough's crude loss."""
+        """|predicted - true| per column and for 'other': the walkthrough's crude loss (NaN where p is unknown)."""
         return [abs(p - t) for p, t in zip(self.predicted(row), self.one_hot(row))]
+
+    def crude_loss(self, row: int) -> float:
+        """The sum of `abs_diff(row)`. Known even where cells are not: every token but the target is off by its p,
+        and those p sum to 1 - p(target), so the sum is 2 (1 - p(target))."""
+        total = sum(self.abs_diff(row))
+        return total if math.isfinite(total) else 2.0 * (1.0 - float(self.p_columns[row, self.target_column[row]]))
+
+    def bound(self, row: int) -> float | None:
+        """The most an unknown cell of this row can be (the engine's K-th candidate's p); None in-process."""
+        return None if self.p_bound is None else float(self.p_bound[row])
 
     def table(self, rows: int | None = None) -> np.ndarray:
         """(rows, D+1) float64: the table's first `rows` rows (all by default), 'other' last."""

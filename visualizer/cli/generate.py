@@ -52,12 +52,18 @@ def register(commands, settings: Settings) -> None:
 def run_generate(args, settings: Settings, out) -> None:
     """Validate the options, load the model, generate to the end, print it."""
     from ..analysis.one_pass import validate_top_k
-    from ..model.loading import load_model
+    from ..model.loading import load_model, with_weights
 
     prompt = check_text(args.prompt, settings, "prompt")
     decoding = Decoding(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     candidates = validate_top_k(args.candidates, settings.max_top_k)
-    generation = Generation(load_model(args.model), prompt, decoding, bos=args.bos, candidates=candidates)
+    generation = Generation(
+        with_weights(load_model(args.model), "The generate command"),
+        prompt,
+        decoding,
+        bos=args.bos,
+        candidates=candidates,
+    )
     generation.run()
     write_result(out, args.format, generation, generation_text)
 

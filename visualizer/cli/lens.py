@@ -22,10 +22,12 @@ def register(commands, settings: Settings) -> None:
 
 def run_lens(args, settings: Settings, out) -> None:
     """Validate the text, load the model, run the lens, print it."""
-    from ..model.loading import load_model
+    from ..model.loading import load_model, with_weights
 
     text = check_text(args.text, settings)
-    lens = logit_lens(text, load_model(args.model), bos=args.bos, max_tokens=settings.max_tokens)
+    lens = logit_lens(
+        text, with_weights(load_model(args.model), "The lens command"), bos=args.bos, max_tokens=settings.max_tokens
+    )
     write_result(out, args.format, lens, lens_text)
 
 

@@ -40,12 +40,12 @@ def run_train(args, settings: Settings, out) -> None:
     """Check the options, load the model, train a copy, print the losses and both tables."""
     from ..analysis.training import train_before_after
     from ..errors import InputError
-    from ..model.loading import load_model
+    from ..model.loading import load_model, with_weights
 
     (text,) = checked_texts([args.text], settings)
     if args.steps > settings.max_train_steps:
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {args.steps}.")
-    lm = load_model(args.model)
+    lm = with_weights(load_model(args.model), "The train command")
     result = train_before_after(
         text,
         lm,

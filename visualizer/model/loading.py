@@ -122,6 +122,17 @@ def load_model(name: str = BUNDLED_MODEL) -> AnyModel:
         return _REGISTRY[name]
 
 
+def with_weights(lm: AnyModel, view: str) -> LoadedModel:
+    """`lm` when its weights are in this process; else (an engine model) a ModelLoadError saying that `view`
+    ('The Layers view') needs them."""
+    if isinstance(lm, LoadedModel):
+        return lm
+    raise ModelLoadError(
+        f"{view} needs the model's weights in this process, and {lm.name} is served by {lm.backend}: "
+        "choose an in-process model for it."
+    )
+
+
 def is_loaded(name: str) -> bool:
     """Whether `name` is already in the registry (so a request will not wait for loading)."""
     return name in _REGISTRY

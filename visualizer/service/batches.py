@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from ..analysis.batches import BatchResult, analyze_batch
 from ..errors import InputError
+from ..model.loading import with_weights
 from ..settings import Settings
 from ..views import label_figures, tables
 from ..views.headings import style_for
@@ -18,7 +19,8 @@ def run_batch(texts: str, settings: Settings, model: str, mask_pads: bool, class
     lines = [line for line in (texts or "").splitlines() if line.strip()]
     if len(lines) < 2:
         raise InputError("Give at least two sentences, one per line, to make a batch.")
-    result = analyze_batch(lines, get_model(model or settings.model, settings), mask_pads=bool(mask_pads))
+    lm = with_weights(get_model(model or settings.model, settings), "The Batches & padding view")
+    result = analyze_batch(lines, lm, mask_pads=bool(mask_pads))
     return (result, *batch_figures(result, classroom), tables.for_display(batch_table(result)), result.explanation)
 
 

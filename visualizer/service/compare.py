@@ -299,7 +299,7 @@ def _detail(analysis: Analysis, j: int | None, side: int, style: plotting.Figure
         return fig
     fig = walkthrough.position_detail(analysis, j + 1, style)
     loss = float(analysis.arrays.would_be_losses()[j])
-    crude = sum(analysis.vocab.abs_diff(j))
+    crude = analysis.vocab.crude_loss(j)
     target = plotting.escape_text(analysis.tokens[j + 1].display)
     room = int(1.5 * style.font_size)  # the subtitle's line, which position_detail has no room for
     plotting.set_layout(

@@ -25,6 +25,7 @@ from ..analysis.generation import (
 )
 from ..analysis.one_pass import Analysis, validate_top_k
 from ..errors import InputError
+from ..model.loading import with_weights
 from ..settings import Settings
 from ..views import generation_figures, plotting
 from .inputs import check_text, whole_number
@@ -108,7 +109,7 @@ def start_generation(
         raise InputError(f"At most {settings.max_new_tokens} new tokens are allowed here, not {dec.max_new_tokens}.")
     candidates = validate_top_k(candidates, settings.max_top_k)
     name = model or settings.model
-    lm = get_model(name, settings, on_loading)
+    lm = with_weights(get_model(name, settings, on_loading), "Generation")
     gen = Generation(lm, prompt, dec, bos=bool(bos), candidates=candidates)
     return GenerationRun(gen, (name, prompt, dec, bool(bos), candidates))
 

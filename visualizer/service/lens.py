@@ -9,7 +9,7 @@ from collections.abc import Callable
 import plotly.graph_objects as go
 
 from ..analysis.lens import LogitLens, logit_lens
-from ..model.loading import is_loaded, load_model
+from ..model.loading import is_loaded, load_model, with_weights
 from ..settings import Settings
 from ..views import lens_figures, plotting
 from .inputs import check_text
@@ -26,7 +26,7 @@ LENS_CACHE = 16
 @functools.lru_cache(maxsize=LENS_CACHE)
 def _cached_lens(model: str, text: str, bos: bool) -> LogitLens:
     """The lens of the first LENS_MAX_TOKENS tokens, once per (model, text, bos)."""
-    return logit_lens(text, load_model(model), bos=bos, max_tokens=LENS_MAX_TOKENS)
+    return logit_lens(text, with_weights(load_model(model), "The Layers view"), bos=bos, max_tokens=LENS_MAX_TOKENS)
 
 
 def lens_for(
@@ -39,7 +39,7 @@ def lens_for(
     """Validate a request, then the (cached) logit lens of its first LENS_MAX_TOKENS tokens."""
     check_text(text, settings)
     name = model or settings.model
-    get_model(name, settings, on_loading)  # refuses a model not offered; loads it once
+    with_weights(get_model(name, settings, on_loading), "The Layers view")  # refuses a model not offered; loads once
     return _cached_lens(name, text, bool(bos))
 
 

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from ..analysis import lesson as computations
 from ..analysis.one_pass import Analysis
 from ..errors import InputError
-from ..model.loading import LoadedModel
+from ..model.loading import LoadedModel, with_weights
 from ..settings import Settings
 from ..views import lesson as steps
 from ..views.headings import style_for
@@ -123,14 +123,14 @@ def lesson_view(
 def _draw(analysis: Analysis, step: int, k, style, settings: Settings, model) -> steps.LessonStep:
     """The LessonStep for one step number."""
     if step == 7:
-        lm = model()
+        lm = with_weights(model(), "Training (step 7)")
         slots, wait_s = training_slots(settings), settings.time_limit_s
         result = TRAINED_RESULTS.get(
             _key(analysis, lm), lambda: computations.after_training(analysis, lm, slots=slots, wait_s=wait_s)
         )
         return steps.training_step(result, k, style)
     if step == 8:
-        lm = model()
+        lm = with_weights(model(), "The padded batch of step 8")
         answers = OPEN_QUESTIONS.get(_key(analysis, lm), lambda: computations.open_questions(analysis, lm))
         return steps.open_questions_step(answers, style)
     return {

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from ..analysis.shifts import ShiftComparison, double_shift, off_by_one
 from ..errors import InputError
+from ..model.loading import with_weights
 from ..settings import Settings
 from ..views import label_figures, tables
 from ..views.headings import style_for
@@ -25,7 +26,10 @@ def run_shift(text: str, settings: Settings, model: str, mistake: str, bos: bool
         raise InputError(f"Unknown mistake '{mistake}'.")
     check_text(text, settings)
     comparison = MISTAKES[mistake](
-        text, get_model(model or settings.model, settings), bos=bool(bos), max_tokens=settings.max_tokens
+        text,
+        with_weights(get_model(model or settings.model, settings), "The Shift mistakes view"),
+        bos=bool(bos),
+        max_tokens=settings.max_tokens,
     )
     return (
         comparison,

@@ -14,6 +14,7 @@ from ..analysis.one_pass import Analysis, analyze
 from ..analysis.trained_copies import TRAINED, train_for_session
 from ..analysis.training import TrainingRun, TrainingSlots
 from ..errors import InputError
+from ..model.loading import with_weights
 from ..settings import Settings
 from ..views import label_figures, walkthrough
 from ..views.headings import headed, number, style_for
@@ -57,8 +58,8 @@ def run_training(
     """Train this session's copy on `text`; the walkthrough's table before and after, side by side."""
     if not session_id:
         raise InputError("Training needs a browser session.")
+    lm = with_weights(resolve_model(model, settings, session_id), "Training")
     before = analyze_with_mask(text, settings, model, mask, session_id, bos=bos)
-    lm = resolve_model(model, settings, session_id)
     masked = [i for i, label in enumerate(before.labels) if label == -100]
     if isinstance(steps, (int, float)) and steps > settings.max_train_steps:
         raise InputError(f"At most {settings.max_train_steps} steps are allowed here, not {steps}.")

@@ -15,7 +15,7 @@ def headed(fig: go.Figure, label: str, analysis: Analysis, loss_bars: bool = Fal
     """One of two figures to compare (A and B, before and after), titled with which one it is and its loss
     ('A: SmolLM2-135M-Instruct · loss = 6.366 nats') instead of the view's own title (the page names the
     view). Loss bars' subtitle, which repeats the loss, is cut to the rest; any other (rows left out) stays."""
-    title = f"{plotting.escape_text(label)} · loss = {number(analysis.loss)} nats"
+    title = f"{plotting.escape_text(label)} · loss = {number(analysis.shown_loss)} nats"
     subtitle = fig.layout.title.subtitle.text or ""
     if loss_bars and analysis.counted:
         subtitle = f"the mean of the {analysis.counted} counted bars · perplexity = {number(analysis.perplexity, 2)}"

@@ -227,7 +227,7 @@ def _bar_figure(names: list[str], series, title: str, style: FigureStyle, percen
                 x=names,
                 y=list(values),
                 name=name,
-                text=["" if crowded and v < 0.01 else percent(v) if percent_axis else f"{v:.2f}" for v in values],
+                text=[_bar_text(v, crowded, percent_axis) for v in values],
                 textposition="outside",
                 cliponaxis=False,
                 textfont=dict(size=style.label_size),
@@ -251,6 +251,14 @@ def _bar_figure(names: list[str], series, title: str, style: FigureStyle, percen
         ),
     )
     return fig
+
+
+def _bar_text(v: float, crowded: bool, percent_axis: bool) -> str:
+    """A bar's label: its percent or value; '?' where an engine did not give it (NaN); none for a tiny bar in a
+    crowded figure."""
+    if v != v:
+        return "?"
+    return "" if crowded and v < 0.01 else percent(v) if percent_axis else f"{v:.2f}"
 
 
 def check_k(analysis: Analysis, k: int | None) -> int:
@@ -284,7 +292,7 @@ def crude_loss_step(analysis: Analysis, k: int | None = None, style: FigureStyle
     k = check_k(analysis, k)
     row, pos = k - 1, analysis.positions[k - 1]
     diff = analysis.vocab.abs_diff(row)
-    total = float(sum(diff))
+    total = analysis.vocab.crude_loss(row)
     title = f"k={k}: sum of |predicted − true| = {total:.3f}"
     fig = _bar_figure(sentence_columns(analysis), (("|predicted − true|", diff, DIFF, "x"),), title, style)
     sentences = [
@@ -305,7 +313,8 @@ def real_loss_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonSte
     fig = _bar_figure(names, (("−ln p(true token)", losses.tolist(), PREDICTED, ""),), "", style, percent_axis=False)
     if mean is not None:
         fig.add_hline(y=mean, line=dict(color=style.text_color, dash="dash", width=2))
-    heading = "no position counts" if mean is None else f"mean = {mean:.4f} nats · model's own loss = {own:.4f}"
+    own_text = "not given by the engine" if own is None else f"{own:.4f}"
+    heading = "no position counts" if mean is None else f"mean = {mean:.4f} nats · model's own loss = {own_text}"
     set_layout(fig, dict(title=dict(text=heading)))
     if not counted or mean is None:
         sentences = ["Every label is −100 here, so nothing counts and there is no loss to show."]
@@ -314,7 +323,10 @@ def real_loss_step(analysis: Analysis, style: FigureStyle = NORMAL) -> LessonSte
         sentences = [
             "Cross-entropy keeps only the true token's probability: loss_k = −ln p(labels[k]), 0 when p is 100%.",
             f"The mean over the {len(counted)} counted positions is {mean:.4f} nats, and the model's own "
-            f"loss (outputs.loss) is {own:.4f}: the same number.",
+            f"loss (outputs.loss) is {own:.4f}: the same number."
+            if own is not None
+            else f"The mean over the {len(counted)} counted positions is {mean:.4f} nats: the loss a trainer would "
+            "report (a vLLM server gives no loss of its own to compare with).",
             f"The largest is at k={worst}: p({quoted(analysis.tokens[worst].display)}) = "
             f"{percent(float(analysis.arrays.p_target[worst - 1]))}, {losses[worst - 1]:.2f} nats.",
         ]

@@ -106,7 +106,7 @@ def loss_bars(analysis: Analysis, style: FigureStyle = NORMAL) -> go.Figure:
             )
         )
         sums = (
-            f"model loss = {_fmt(analysis.loss)} nats = the mean of the {len(counted)} counted bars · "
+            f"{analysis.loss_name} = {_fmt(analysis.shown_loss)} nats = the mean of the {len(counted)} counted bars · "
             f"perplexity = {_fmt(analysis.perplexity, 2)}"
         )
         title = "Where the loss comes from: −ln p(true next token) at each position"

@@ -139,6 +139,13 @@ def whole_percent(p: float) -> str:
     return "0%" if p <= 0 else "<1%" if p < 0.005 else f"{100 * p:.0f}%"
 
 
+def cell_percent(p: float, bound: float | None = None) -> str:
+    """`whole_percent`, or for a p an engine did not give (NaN) what is known: '≤3%' under its bound, else '?'."""
+    if p == p:  # not NaN
+        return whole_percent(p)
+    return "?" if bound is None else f"≤{whole_percent(bound)}"
+
+
 def packed(values: list, dtype: str = "float32"):
     """Numbers as a numpy array, which Plotly sends as a base64 typed array: 4 bytes a value
     instead of about 19 characters of JSON. Ragged rows stay lists. [[0.5, 0.25]] -> array (1, 2)."""

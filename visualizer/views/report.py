@@ -26,8 +26,14 @@ def walkthrough_text(analysis: Analysis) -> str:
 
 def loss_line(analysis: Analysis) -> str:
     """'loss = 12.345 / 3 = 4.115 (model's own: 4.115), perplexity 61.2' or why there is none."""
-    if analysis.loss is None:
+    if analysis.shown_loss is None:
         return "loss: none (no position counts)"
+    if analysis.loss is None:  # an engine: no loss of its own
+        return (
+            f"loss = {analysis.loss_sum:.4f} / {analysis.counted} = {analysis.mean_token_loss:.4f} nats"
+            f" (the {analysis.loss_name}; {analysis.backend} gives no loss of its own), "
+            f"perplexity {analysis.perplexity:.2f}"
+        )
     return (
         f"loss = {analysis.loss_sum:.4f} / {analysis.counted} = {analysis.mean_token_loss:.4f} nats"
         f" (model's own: {analysis.loss:.4f}), perplexity {analysis.perplexity:.2f}"

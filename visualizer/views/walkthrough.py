@@ -23,6 +23,7 @@ from .plotting import (
     _row_axis,
     _rows_shown,
     _side_by_side,
+    cell_percent,
     context_label,
     describe,
     escape_text,
@@ -30,7 +31,6 @@ from .plotting import (
     percent,
     sentence_columns,
     set_layout,
-    whole_percent,
 )
 
 
@@ -62,7 +62,8 @@ def sentence_vocab_heatmap(
         texttemplate="%{text}" if show_text else None,
         textfont=dict(size=style.label_size),
     )
-    p_text = [[whole_percent(p) for p in row] for row in predicted.tolist()] if show_text else None
+    bounds = [vocab.bound(r) for r in range(shown)]  # an engine's cells outside its top K: NaN, at most this
+    p_text = [[cell_percent(p, b) for p in row] for row, b in zip(predicted.tolist(), bounds)] if show_text else None
     t_text = [[str(t) for t in row] for row in truth.tolist()] if show_text else None
     if slots is not None:  # (count, m+1): empty rows where the other model has a position and this one none
         gap = [None] * len(names)
@@ -93,6 +94,8 @@ def sentence_vocab_heatmap(
         )
     )
     title = "p(column token | context) at each position, beside the true next token"
+    if not vocab.exact:
+        note = " · ".join(filter(None, [note, "blank cells: outside the server's top K (at most the K-th p)"]))
     _layout(
         fig,
         style,
@@ -137,7 +140,7 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
     k = _check_position(analysis, k)
     pos, vocab, row = analysis.positions[k - 1], analysis.vocab, k - 1
     names = sentence_columns(analysis)
-    diff = vocab.abs_diff(row)
+    diff, crude = vocab.abs_diff(row), vocab.crude_loss(row)
     line = dict(color=style.text_color, width=style.bar_line_width)
     series = (
         ("predicted p", vocab.predicted(row), "#0072B2", ""),
@@ -160,7 +163,7 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
     title = (
         f"k={k}: {context_label(pos.context)} {escape_text(pos.target.display)}   ·   "
         f"cross-entropy −ln p = {analysis.arrays.would_be_losses()[row]:.3f} nats   ·   "
-        f"sum of |predicted − true| = {sum(diff):.3f}{status}"
+        f"sum of |predicted − true| = {crude:.3f}{status}"
     )
     _layout(fig, style, title, 0, extra_top=2 * style.font_size)
     set_layout(
@@ -174,6 +177,6 @@ def position_detail(analysis: Analysis, k: int, style: FigureStyle = NORMAL) -> 
     )
     alt = (
         f"k={k}: p({pos.target.display}) = {percent(pos.p_target)}, −ln p = "
-        f"{analysis.arrays.would_be_losses()[row]:.2f} nats, sum of |predicted − true| = {sum(diff):.3f}{status}"
+        f"{analysis.arrays.would_be_losses()[row]:.2f} nats, sum of |predicted − true| = {crude:.3f}{status}"
     )
     return describe(fig, alt)
