@@ -28,8 +28,10 @@ from transformers.generation.logits_process import (
 )
 
 from ..errors import InputError
-from ..model.loading import LoadedModel
+from ..model.engine import EngineModel
+from ..model.loading import AnyModel, LoadedModel
 from ..model.tokens import Token
+from .engine_generation import engine_step
 from .one_pass import IGNORE_INDEX, Analysis, analyze_ids, encode
 
 DEFAULT_NEW_TOKENS = 20
@@ -137,8 +139,9 @@ class Step:
     """Its probability in the final distribution (after temperature, top-k, top-p)."""
     p_model: float
     """Its probability before temperature and filters."""
-    n_kept: int
-    """How many vocabulary tokens the filters left to choose from."""
+    n_kept: int | None
+    """How many vocabulary tokens the filters left to choose from (None: an engine's step where its top K
+    does not decide it)."""
     top: list[Candidate]
     """(SHOWN_CANDIDATES,) the model's most likely tokens, most likely first, dropped ones marked."""
 
@@ -166,7 +169,7 @@ class Generation:
 
     def __init__(
         self,
-        lm: LoadedModel,
+        lm: AnyModel,
         prompt: str,
         decoding: Decoding | None = None,
         bos: bool = False,
@@ -186,7 +189,9 @@ class Generation:
         """None while running, then STOP_EOS or STOP_MAX."""
         self._warpers = self.decoding.warpers()
         self._stop_ids = stop_token_ids(lm)
-        self._rng = None if self.seed is None else torch.Generator(device=lm.device).manual_seed(int(self.seed))
+        self._rng = None  # an engine samples, seeded per step (engine_generation)
+        if self.seed is not None and isinstance(lm, LoadedModel):
+            self._rng = torch.Generator(device=lm.device).manual_seed(int(self.seed))
         self._cache = None
         self._unread = list(self.prompt_ids)
 
@@ -217,7 +222,7 @@ class Generation:
         """Choose one more token; an InputError once generation has stopped."""
         if self.done:
             raise InputError(f"This generation has already stopped ({self.stop_reason}); start a new one.")
-        step = self._choose(self._next_logits())
+        step = engine_step(self) if isinstance(self.lm, EngineModel) else self._choose(self._next_logits())
         self.steps.append(step)
         self._unread = [step.token.id]
         if step.token.id in self._stop_ids:
@@ -239,6 +244,7 @@ class Generation:
 
     def _next_logits(self) -> torch.Tensor:
         """Feed the unread ids with the cache; the logits for the next token, (V,) float32."""
+        assert not isinstance(self.lm, EngineModel)
         input_ids = torch.tensor([self._unread], device=self.lm.device)  # (1, t)
         with torch.no_grad():
             out = self.lm.model(input_ids=input_ids, cache=self._cache, use_cache=True, logits_to_keep=1)
@@ -300,7 +306,7 @@ def filtered_distributions(logits: torch.Tensor, warpers):
     return p_model, torch.softmax(scores, dim=-1)[0], kept
 
 
-def prompt_ids(lm: LoadedModel, prompt: str, max_new_tokens: int, bos: bool = False) -> list[int]:
+def prompt_ids(lm: AnyModel, prompt: str, max_new_tokens: int, bos: bool = False) -> list[int]:
     """The prompt's ids, refusing a prompt that leaves no room for max_new_tokens in the context."""
     ids, truncated = encode(lm, prompt, bos=bos)
     room = lm.max_context - len(ids)
@@ -312,10 +318,11 @@ def prompt_ids(lm: LoadedModel, prompt: str, max_new_tokens: int, bos: bool = Fa
     return ids
 
 
-def stop_token_ids(lm: LoadedModel) -> set[int]:
-    """The tokenizer's EOS id, plus any the model's generation config names as EOS."""
+def stop_token_ids(lm: AnyModel) -> set[int]:
+    """The tokenizer's EOS id, plus any the model's generation config names as EOS (an engine's: the tokenizer's)."""
     ids = {lm.tokenizer.eos_token_id}
-    configured = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
+    configured = getattr(getattr(lm, "model", None), "generation_config", None)
+    configured = getattr(configured, "eos_token_id", None)
     ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
     return {int(i) for i in ids if i is not None}
 

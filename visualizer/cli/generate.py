@@ -52,13 +52,13 @@ def register(commands, settings: Settings) -> None:
 def run_generate(args, settings: Settings, out) -> None:
     """Validate the options, load the model, generate to the end, print it."""
     from ..analysis.one_pass import validate_top_k
-    from ..model.loading import load_model, with_weights
+    from ..model.loading import load_model
 
     prompt = check_text(args.prompt, settings, "prompt")
     decoding = Decoding(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     candidates = validate_top_k(args.candidates, settings.max_top_k)
     generation = Generation(
-        with_weights(load_model(args.model), "The generate command"),
+        load_model(args.model),
         prompt,
         decoding,
         bos=args.bos,
@@ -78,7 +78,7 @@ def generation_text(generation: Generation) -> str:
         top = ", ".join(f"{c.token.display} {c.p_model:.1%}" + ("" if c.kept else " ✗") for c in s.top[:SHOWN_IN_TABLE])
         lines.append(
             f"{s.index + 1:>3}  {s.token.display!r:<16} p_model {s.p_model:7.2%} -> p {s.p:7.2%}"
-            f"  kept {s.n_kept:<6} top: {top}"
+            f"  kept {'?' if s.n_kept is None else s.n_kept:<6} top: {top}"
         )
     lines.append(f"text: {generation.text!r}")
     lines.append(f"stop: {generation.stop_reason}")

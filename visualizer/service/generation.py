@@ -25,7 +25,6 @@ from ..analysis.generation import (
 )
 from ..analysis.one_pass import Analysis, validate_top_k
 from ..errors import InputError
-from ..model.loading import with_weights
 from ..settings import Settings
 from ..views import generation_figures, plotting
 from .inputs import check_text, whole_number
@@ -109,7 +108,7 @@ def start_generation(
         raise InputError(f"At most {settings.max_new_tokens} new tokens are allowed here, not {dec.max_new_tokens}.")
     candidates = validate_top_k(candidates, settings.max_top_k)
     name = model or settings.model
-    lm = with_weights(get_model(name, settings, on_loading), "Generation")
+    lm = get_model(name, settings, on_loading)
     gen = Generation(lm, prompt, dec, bos=bool(bos), candidates=candidates)
     return GenerationRun(gen, (name, prompt, dec, bool(bos), candidates))
 
@@ -228,7 +227,7 @@ def generation_summary(run: GenerationRun) -> str:
     if forced is not None:
         tf = generation_figures.teacher_p(gen, forced)
         gap = max(abs(a - s.p_model) for a, s in zip(tf, gen.steps))
-        loss = "" if forced.loss is None else f"; loss of the continuation = {forced.loss:.3f} nats"
+        loss = "" if forced.shown_loss is None else f"; loss of the continuation = {forced.shown_loss:.3f} nats"
         lines.append(
             f"Teacher forcing (one pass over prompt + continuation) gives each new token the model's p "
             f"to within {gap:.1e}{loss}."

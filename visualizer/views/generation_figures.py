@@ -40,6 +40,12 @@ BEFORE_COLOR, AFTER_COLOR, FORCED_COLOR = "#0072B2", "#E69F00", "#009E73"
 # ---------------------------------------------------------------- text helpers
 
 
+def kept_count(n: int | None) -> str:
+    """How many tokens the filters kept: '1,234', or 'an unknown number of' (an engine's step its top K did not
+    decide)."""
+    return "an unknown number of" if n is None else f"{n:,}"
+
+
 def decoding_text(generation: Generation) -> str:
     """The settings in words: 'greedy' or 'sampling: temperature 0.8, top-k 5, top-p 0.9, seed 1'."""
     d = generation.decoding
@@ -226,7 +232,7 @@ def _text_hover(step: Step) -> str:
     """'step 3: ␣France<br>chosen with p = 14%<br>model p = 11%<br>4 tokens to choose from', escaped."""
     return (
         f"step {step.index + 1}: {escape_text(step.token.display)}<br>chosen with p = {percent(step.p)}"
-        f"<br>model p = {percent(step.p_model)}<br>{step.n_kept:,} tokens to choose from"
+        f"<br>model p = {percent(step.p_model)}<br>{kept_count(step.n_kept)} tokens to choose from"
     )
 
 
@@ -374,7 +380,7 @@ def step_distribution(generation: Generation, index: int | None = None, style: F
     vocab = len(generation.lm.tokenizer)
     title = (
         f"Step {index + 1}: chose {escape_text(step.token.display)} with p = {percent(step.p)} "
-        f"(model p {percent(step.p_model)}) · {step.n_kept:,} of {vocab:,} tokens left to choose from"
+        f"(model p {percent(step.p_model)}) · {kept_count(step.n_kept)} of {vocab:,} tokens left to choose from"
     )
     plotting._layout(
         fig, style, title, 0, subtitle=escape_text(decoding_text(generation)), extra_top=2 * style.font_size
@@ -443,7 +449,7 @@ def forced_lines(generation: Generation, forced: Analysis, style: FigureStyle = 
             for name, y, color, mode, symbol, size, dash in series
         ]
     )
-    loss = forced.loss
+    loss = forced.shown_loss
     title = "Teacher forcing: one forward pass gives each new token the p the model gave it step by step" + (
         f" · loss of the continuation = {loss:.3f} nats" if loss is not None else ""
     )

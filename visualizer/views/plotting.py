@@ -129,7 +129,9 @@ def context_label(context: str, limit: int = AXIS_CHARS) -> str:
 
 
 def percent(p: float) -> str:
-    """A probability as a short percentage: 0.6 -> '60%', 0.008 -> '0.8%'."""
+    """A probability as a short percentage: 0.6 -> '60%', 0.008 -> '0.8%'; '?' for one not known (NaN)."""
+    if p != p:
+        return "?"
     v = 100 * p
     return f"{v:.0f}%" if v >= 9.95 else f"{v:.2g}%"
 
