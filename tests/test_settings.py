@@ -83,3 +83,15 @@ def test_the_cli_cuts_texts_at_max_tokens(tiny_env, run_cli):
     tiny_env.setenv("VISUALIZER_MAX_TOKENS", "5")
     result = json.loads(run_cli(["analyze", "the cat likes fish and the dog likes bones", "--format", "json"])[1])
     assert len(result["tokens"]) == 5 and result["truncated"] and any("cut" in n for n in result["notices"])
+
+
+def test_engine_entries_come_from_the_environment_and_only_they_open_a_url():
+    entry = "vllm:http://10.0.0.5:8000/meta-llama/Llama-3.1-70B-Instruct"
+    settings = Settings.from_env(
+        {"VISUALIZER_MODELS": f"SmolLM2-135M-Instruct, {entry}", "VISUALIZER_ENGINE_TIMEOUT_S": "5"}
+    )
+    assert settings.models == ("SmolLM2-135M-Instruct", entry) and settings.engine_timeout_s == 5
+    assert settings.allows(entry)
+    opened = Settings.from_env({"VISUALIZER_ALLOW_ANY_MODEL": "1"})
+    assert opened.allows("someone/any-model") and not opened.allows("vllm:http://169.254.169.254:80/x")
+    assert Settings.from_env({"VISUALIZER_MODEL": entry}).models[0] == entry
