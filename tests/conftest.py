@@ -165,3 +165,53 @@ def other_tokenizer_dir(tmp_path_factory):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+LORA_TEXT = "the dog likes food"
+"""The sentence the test adapters are trained on."""
+
+
+def train_lora(model, tokenizer, base_name: str, path, steps: int, lr: float) -> str:
+    """A LoRA adapter (r=4 on q_proj and v_proj) trained by plain AdamW for `steps` steps on LORA_TEXT, on `model`
+    (which PEFT changes in place: pass a copy), saved with safetensors into `path` naming `base_name` as its base."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(3)
+    wrapped = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    )
+    wrapped.peft_config["default"].base_model_name_or_path = base_name
+    ids = torch.tensor([tokenizer(LORA_TEXT, add_special_tokens=False)["input_ids"]])
+    trained = [p for p in wrapped.parameters() if p.requires_grad]
+    assert trained and all("lora_" in n for n, p in wrapped.named_parameters() if p.requires_grad)
+    optimizer = torch.optim.AdamW(trained, lr=lr)
+    wrapped.eval()  # no dropout: each step's loss is exact
+    for _ in range(steps):
+        wrapped(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    wrapped.save_pretrained(path, save_embedding_layers=False)  # nothing resized: no need to ask the hub
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_dir(tmp_path_factory, tiny_llama_dir):
+    """A LoRA adapter trained for 5 steps on the tiny random Llama (loaded fresh, not the registry's)."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    base = LlamaForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    return train_lora(base, tokenizer, tiny_llama_dir, tmp_path_factory.mktemp("tiny-lora"), steps=5, lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def bundled_lora_dir(tmp_path_factory, bundled_lm):
+    """A LoRA adapter trained for 3 steps on a copy of the bundled model, naming it by its bundled name."""
+    import copy
+
+    from visualizer.settings import BUNDLED_MODEL
+
+    base = copy.deepcopy(bundled_lm.model)
+    return train_lora(
+        base, bundled_lm.tokenizer, BUNDLED_MODEL, tmp_path_factory.mktemp("bundled-lora"), steps=3, lr=5e-3
+    )

