@@ -36,12 +36,13 @@ class Settings:
     """Limits and defaults for one server or one CLI run."""
 
     model: str = _help(
-        "Model to analyse: the bundled name, a local directory, a .gguf file, a hub id, or a vLLM server entry "
-        "vllm:http://HOST:PORT/SERVED_NAME.",
+        "Model to analyse: the bundled name, a local directory, a .gguf file, a hub id, a LoRA adapter directory "
+        "(its base must be allowed too), or a vLLM server entry vllm:http://HOST:PORT/SERVED_NAME.",
         default=BUNDLED_MODEL,
     )
     models: tuple[str, ...] = _help(
-        "Models the app offers and will load (env VISUALIZER_MODELS, comma-separated).",
+        "Models the app offers and will load (env VISUALIZER_MODELS, comma-separated); a LoRA adapter directory "
+        "loads only when its base model is offered too.",
         default=(BUNDLED_MODEL,),
     )
     top_k: int = _help("Candidates shown per position.", default=10)

@@ -50,7 +50,7 @@ def fresh_base(which: str, tiny_llama_dir: str, bundled_lm: LoadedModel | None):
     return copy.deepcopy(bundled_lm.model).cpu()
 
 
-@pytest.fixture(params=["tiny", "bundled"])
+@pytest.fixture(params=["tiny", pytest.param("bundled", marks=pytest.mark.slow)])
 def adapter(request, tiny_llama_dir, tiny_lora_dir):
     """(which, the adapter directory, the base's registry name, the bundled model or None) for each test adapter."""
     if request.param == "tiny":

@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from ..analysis.one_pass import Analysis, Encoded, analyze, analyze_encoded, encode_text, validate_top_k
 from ..errors import InputError, ModelLoadError
+from ..model.adapters import check_adapter_base
 from ..model.loading import LoadedModel, is_loaded, load_model
 from ..settings import Settings
 from ..views import plotting, predictions, tables, walkthrough
@@ -58,10 +59,12 @@ class Views:
 
 
 def check_model_allowed(name: str, settings: Settings) -> str:
-    """The model name if the settings allow it, else an InputError listing what is allowed."""
+    """The model name if the settings allow it (and, for an adapter, its base too), else an InputError listing
+    what is allowed (a ModelLoadError for an adapter whose base is not offered)."""
     if not isinstance(name, str) or not settings.allows(name):
         allowed = ", ".join(settings.models)
         raise InputError(f"Model '{name}' is not offered here; choose one of: {allowed}.")
+    check_adapter_base(name, settings.allows)
     return name
 
 
