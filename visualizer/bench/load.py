@@ -20,12 +20,15 @@ from .measure import (
 from .server import PageClient, Reply, Server
 
 
-def run_clients(url: str, texts: list[str], clients: int, requests: int, seconds: float) -> dict:
-    """`clients` new page sessions, each sending `requests` analyses back to back; rate, latency, errors."""
+def run_clients(
+    url: str, texts: list[str], clients: int, requests: int, seconds: float, model: str | None = None
+) -> dict:
+    """`clients` new page sessions, each sending `requests` analyses (of `model`, else the page's default) back
+    to back; rate, latency, errors."""
     import httpx
 
     config = httpx.get(f"{url}/config", timeout=30).json()
-    pages = [PageClient(url, config) for _ in range(clients)]
+    pages = [PageClient(url, config, model=model) for _ in range(clients)]
     start = time.perf_counter()
     replies = _requests(pages, texts, requests, seconds)
     wall = time.perf_counter() - start

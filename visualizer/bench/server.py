@@ -37,7 +37,8 @@ def vm_hwm(pid: int) -> int | None:
 class Server:
     """`python app.py` in a subprocess on a free loopback port; stopped by its pid, never by name."""
 
-    def __init__(self, model: str, cache: Path, log: Path):
+    def __init__(self, model: str, cache: Path, log: Path, models: tuple[str, ...] = ()):
+        """`model` the page's default; `models` what else it offers (VISUALIZER_MODELS), `model` alone by default."""
         self.port, self.log = free_port(), log
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -46,7 +47,7 @@ class Server:
             "GRADIO_SERVER_PORT": str(self.port),
             "VISUALIZER_CACHE": str(cache),
             "VISUALIZER_MODEL": model,
-            "VISUALIZER_MODELS": model,
+            "VISUALIZER_MODELS": ",".join(dict.fromkeys((model, *models))),
             "HF_HUB_OFFLINE": "1",
             "GRADIO_ANALYTICS_ENABLED": "False",
             "PYTHONUNBUFFERED": "1",
@@ -142,13 +143,17 @@ class PageClient:
     what the page's JavaScript does, so the bytes counted are the bytes a browser receives.
     """
 
-    def __init__(self, url: str, config: dict | None = None, timeout: float = 300):
+    def __init__(self, url: str, config: dict | None = None, timeout: float = 300, model: str | None = None):
+        """A new page session on the app at `url`; its analyses use `model` (one the app offers), else the page's
+        default."""
         import httpx
 
         self.url, self.http = url, httpx.Client(timeout=timeout)
         self.config = config or self.http.get(f"{url}/config").json()
         self.prefix = self.config.get("api_prefix", "/gradio_api")
-        self.fn_index, self.trigger, self.defaults, self.text_at = analyze_event(self.config)
+        self.fn_index, self.trigger, self.defaults, self.text_at, model_at = analyze_event(self.config)
+        if model is not None:
+            self.defaults[model_at] = model
         self.session = uuid.uuid4().hex[:12]
 
     def analyze(self, text: str) -> Reply:
@@ -195,16 +200,18 @@ class PageClient:
         self.http.close()
 
 
-def analyze_event(config: dict) -> tuple[int, int, list, int]:
-    """(fn_index, trigger id, default input values, index of the text input) of the Analyze button's click."""
+def analyze_event(config: dict) -> tuple[int, int, list, int, int]:
+    """(fn_index, trigger id, default input values, index of the text input, index of the model input) of the
+    Analyze button's click."""
     components = {c["id"]: c for c in config["components"]}
     by_elem = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
-    button, text = by_elem.get("analyze-button"), by_elem.get("text-input")
+    button, text, model = by_elem.get("analyze-button"), by_elem.get("text-input"), by_elem.get("model")
     for i, dep in enumerate(config["dependencies"]):
-        if [button, "click"] in [list(t) for t in dep.get("targets", [])] and text in dep["inputs"]:
-            defaults = [components[c].get("props", {}).get("value") for c in dep["inputs"]]
-            return dep.get("id", i), button, defaults, dep["inputs"].index(text)
-    raise RuntimeError("the app has no 'analyze-button' click event taking 'text-input'")
+        inputs = dep["inputs"]
+        if [button, "click"] in [list(t) for t in dep.get("targets", [])] and text in inputs and model in inputs:
+            defaults = [components[c].get("props", {}).get("value") for c in inputs]
+            return dep.get("id", i), button, defaults, inputs.index(text), inputs.index(model)
+    raise RuntimeError("the app has no 'analyze-button' click event taking 'text-input' and 'model'")
 
 
 def _summary(output: dict):
