@@ -26,7 +26,8 @@ def add_model_argument(parser: argparse.ArgumentParser, settings: Settings) -> N
     parser.add_argument(
         "--model",
         default=settings.model,
-        help="bundled name, local directory, .gguf file or hub id (default %(default)s; env VISUALIZER_MODEL)",
+        help="bundled name, local directory, .gguf file, hub id, LoRA adapter directory or vllm: entry "
+        "(default %(default)s; env VISUALIZER_MODEL)",
     )
 
 
