@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tests.conftest import LORA_TEXT
 from visualizer.analysis.lens import logit_lens
 from visualizer.analysis.one_pass import analyze
+from visualizer.analysis.training import train_on_text
 from visualizer.errors import ModelLoadError
 from visualizer.model.adapters import adapter_base, check_adapter_base, is_adapter
 from visualizer.model.loading import LoadedModel, load_model
@@ -117,6 +118,11 @@ def test_every_view_reaching_inside_the_model_reads_the_merged_adapter(tiny_lora
     lm = load_model(tiny_lora_dir)
     lens = logit_lens(LORA_TEXT, lm)  # the final norm and head are found where a plain Llama keeps them
     assert lens.model == tiny_lora_dir and lens.layers == lm.model.config.num_hidden_layers + 1
+    ids = ids_of(lm, TEXTS[1])
+    before = logits_of(lm.model, ids)
+    run = train_on_text(TEXTS[1], lm, steps=3, seed=0)  # Train: a private copy of the merged weights
+    assert run.losses[0] == pytest.approx(analyze(TEXTS[1], lm).loss, abs=1e-6)  # from the adapter's numbers
+    assert run.losses[-1] < run.losses[0] and torch.equal(logits_of(lm.model, ids), before)
 
 
 # ---------------------------------------------------------------- refusals
