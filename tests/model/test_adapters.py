@@ -63,7 +63,8 @@ def test_an_adapter_directory_is_recognised_by_its_config(tiny_lora_dir, tiny_ll
     assert is_adapter(tiny_lora_dir) and adapter_base(tiny_lora_dir) == tiny_llama_dir
     assert json.loads((Path(tiny_lora_dir) / "adapter_config.json").read_text())["peft_type"] == "LORA"
     assert (Path(tiny_lora_dir) / "adapter_model.safetensors").is_file()
-    for other in (tiny_llama_dir, BUNDLED_MODEL, "vllm:http://127.0.0.1:9/x", "", "someone/model"):
+    odd = ("x" * 5000, "a\x00b", "~no-such-user-here/adapter")  # not paths at all: not adapters, no error
+    for other in (tiny_llama_dir, BUNDLED_MODEL, "vllm:http://127.0.0.1:9/x", "", "someone/model", *odd):
         assert not is_adapter(other) and adapter_base(other) is None
 
 

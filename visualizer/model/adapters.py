@@ -48,7 +48,10 @@ def is_adapter(name: str) -> bool:
     """Whether `name` is a directory holding an adapter_config.json."""
     if not isinstance(name, str) or not name.strip() or name.startswith("vllm:"):
         return False
-    return (Path(name).expanduser() / CONFIG_FILE).is_file()
+    try:
+        return (Path(name).expanduser() / CONFIG_FILE).is_file()
+    except (OSError, ValueError, RuntimeError):  # a name too long for a path, a NUL byte, an unknown ~user
+        return False
 
 
 def adapter_base(name: str) -> str | None:
