@@ -81,6 +81,10 @@ class Settings:
     max_new_tokens: int = _help("Most tokens one generation may add.", default=200)
     max_train_steps: int = _help("Most optimizer steps one training run may take.", default=50)
     max_trained_copies: int = _help("Trained model copies held at once (the oldest is dropped).", default=2)
+    max_data_mb: int = _help(
+        "Largest fine-tuning data file read (JSONL, JSON, CSV or Parquet), in megabytes.", default=50
+    )
+    max_data_rows: int = _help("Most rows a fine-tuning data file may hold.", default=10_000)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
