@@ -1,5 +1,5 @@
-"""The engine benchmark's pure parts: the ratios, the table, the server's command line, the page's model input.
-No server is started and no time is asserted (tests/engine/ runs a real vLLM; the benchmark itself is run by hand)."""
+"""The engine benchmark's pure parts (the ratios, the table, the server's command line, the page's model input),
+then, marked slow and engine, its quick run against a real vLLM server and app. No time is asserted."""
 
 from pathlib import Path
 
@@ -109,3 +109,30 @@ def test_the_page_client_finds_the_model_input_of_the_analyze_click():
     config["dependencies"][1]["inputs"] = [1]
     with pytest.raises(RuntimeError, match="'model'"):
         analyze_event(config)
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_the_quick_engine_benchmark_runs_end_to_end_and_both_sides_agree(tmp_path, capsys):
+    """A real vLLM server and app (about 2 minutes): every figure is there, the loss agrees, nothing failed."""
+    import json
+
+    try:
+        engine_server.install_vllm()
+    except engine_server.VllmUnavailable as err:
+        pytest.skip(str(err))
+    out = tmp_path / "engine.json"
+    assert engine.main(["--quick", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["mode"] == "quick" and data["threads"] == 1 and data["vllm"]
+    assert list(data["analysis"]) == [str(n) for n in engine.QUICK.lengths]
+    for row in data["analysis"].values():
+        assert row["ratio"]["n"] == 3 and row["engine_s"]["median"] > 0 and row["forward_s"]["median"] > 0
+        assert row["loss_abs_diff"] < 1e-4 and row["logp_max_abs_diff"] < 1e-3
+    load = data["load"]
+    for side in ("engine", "in_process"):
+        assert load[side]["single"]["errors"] == load[side]["concurrent"]["errors"] == 0
+        assert load[side]["concurrent"]["requests"] == engine.QUICK.clients * engine.QUICK.requests
+    assert load["throughput_ratio"] > 0 and load["engine_p95_over_single_p50"] > 0
+    printed = capsys.readouterr().out
+    assert "FAILED" not in printed and "requests/s" in printed and "wrote" in printed
