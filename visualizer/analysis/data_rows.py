@@ -1,0 +1,158 @@
+"""A fine-tuning file's rows as TRL trains them: each row's tokens, counted tokens, loss and warnings.
+
+The losses come from padded batches of rows through the in-process model (`one_pass.measure_batch`: right
+padding, pads out of attention), each row's loss the model's own loss over its counted labels.
+Pure: no gradio, no plotly, no pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..model.loading import LoadedModel
+from .chat import dropped_notices, empty_turns, message_spans, render_text
+from .measured import Request
+from .one_pass import IGNORE_INDEX, measure_batch
+from .result import Analysis
+from .trainer_labels import LabeledRow, LabelOptions, dropped_notice
+
+
+@dataclass
+class RowReport:
+    """One row of the file: what TRL trains on and what the model's loss on it is."""
+
+    row: int
+    """The row's index in the file (0-based)."""
+    tokens: int
+    """Tokens TRL trains on (after truncation; a packed row's segment)."""
+    counted: int
+    """Positions whose label counts (labels[1:] not -100: nothing predicts label 0)."""
+    loss: float | None
+    """The model's mean loss over the counted positions (nats); None when none counts."""
+    warnings: list[str] = field(default_factory=list)
+    dropped: bool = False
+    """TRL drops this row (truncation left no label counted)."""
+    pack: int | None = None
+    """With packing: the packed sequence holding the row."""
+
+    def to_dict(self) -> dict:
+        """The JSON form: one object per row."""
+        return {
+            "row": self.row,
+            "tokens": self.tokens,
+            "counted": self.counted,
+            "loss": self.loss,
+            "warnings": self.warnings,
+            "dropped": self.dropped,
+            "pack": self.pack,
+        }
+
+
+def counted_positions(labels: Sequence[int]) -> int:
+    """How many positions count in the loss: labels[1:] that are not -100 (label 0 is never predicted).
+    Example: [-100, 5, -100, 7] -> 2."""
+    return sum(label != IGNORE_INDEX for label in labels[1:])
+
+
+def conversation_of(row: dict, kind: str) -> list[dict]:
+    """The messages a conversational row renders: `messages`, or prompt + completion."""
+    return list(row["messages"]) if kind == "messages" else [*row["prompt"], *row["completion"]]
+
+
+def row_warnings(
+    labeled: LabeledRow, row: dict, kind: str, conversational: bool, options: LabelOptions, context: int, trainer
+) -> list[str]:
+    """Everything worth knowing about one row, one sentence each: dropped or nothing counted, the answer cut at
+    max_length, longer than the model's context, an empty turn, a turn or system prompt the template drops."""
+    out = []
+    if labeled.dropped:
+        out.append(dropped_notice(options.max_length))
+    elif counted_positions(labeled.labels) == 0:
+        out.append("No token of this row counts in the loss (every label after the first is -100).")
+    if labeled.cut_counted:
+        total = labeled.cut_counted + counted_positions(labeled.labels)
+        out.append(
+            f"max_length {options.max_length} cuts the row at {len(labeled.input_ids)} of its {labeled.full_length} "
+            f"tokens: {labeled.cut_counted} of its {total} counted tokens (the answer, or part of it) are never "
+            "trained."
+        )
+    if len(labeled.input_ids) > context:
+        out.append(
+            f"The row has {len(labeled.input_ids)} tokens, more than the model's context ({context}): its loss here "
+            f"is over the first {context}."
+        )
+    if conversational:
+        messages = conversation_of(row, kind)
+        out += [f"Message {i} ({messages[i]['role']}) is empty." for i in empty_turns(messages)]
+        text = render_text(trainer.tokenizer, messages, trainer.chat_template)
+        missing = [i for i, span in enumerate(message_spans(text, messages)) if span is None]
+        out += dropped_notices(messages, missing)
+    else:
+        columns = ("prompt", "completion") if kind == "prompt-completion" else ("text",)
+        out += [f"The {column} is empty." for column in columns if not str(row.get(column) or "").strip()]
+    return out
+
+
+def batched_losses(
+    lm: LoadedModel, rows: Sequence[tuple[list[int], list[int]]], batch_tokens: int
+) -> Iterator[float | None]:
+    """Each (ids, labels) row's mean loss over its counted positions, in order, from padded forward passes of
+    at most `batch_tokens` padded tokens (a longer row runs alone); a row is cut to the model's context."""
+    context = lm.max_context
+    group: list[Request] = []
+    for ids, labels in rows:
+        request = Request(list(ids[:context]), list(labels[:context]), 1)
+        longest = max([len(request.ids), *(len(r.ids) for r in group)])
+        if group and longest * (len(group) + 1) > batch_tokens:
+            yield from _group_losses(lm, group)
+            group = []
+        group.append(request)
+    yield from _group_losses(lm, group)
+
+
+def _group_losses(lm: LoadedModel, group: list[Request]) -> Iterator[float | None]:
+    """One padded forward pass over `group`; each row's loss (None for a row under two tokens or nothing counted)."""
+    runnable = [r for r in group if len(r.ids) >= 2]
+    measured = iter(measure_batch(lm, runnable) if runnable else [])
+    for request in group:
+        yield next(measured).loss if len(request.ids) >= 2 else None
+
+
+def row_report(labeled: LabeledRow, loss: float | None, warnings: list[str]) -> RowReport:
+    """The table's row from TRL's labels, the model's loss and the warnings."""
+    counted = counted_positions(labeled.labels)
+    return RowReport(
+        labeled.row,
+        len(labeled.input_ids),
+        counted,
+        loss if counted else None,
+        warnings,
+        labeled.dropped,
+        labeled.pack,
+    )
+
+
+@dataclass
+class LabeledAnalysis:
+    """One row's (or one conversation's) analysis with TRL's labels, each token's role, and the warnings."""
+
+    analysis: Analysis
+    preset: str
+    roles: list[str] | None = None
+    """(n,) each token's message role or 'template'; None for plain-text data."""
+    row: int | None = None
+    """The row's index in the file; None for a conversation given alone."""
+    dropped: bool = False
+    pack: int | None = None
+
+    def to_dict(self, sentence_vocab: bool = True) -> dict:
+        """The JSON contract (`Analysis.to_dict`), with `row`, `preset`, `roles`, `dropped` and `pack` added."""
+        return {
+            **self.analysis.to_dict(sentence_vocab=sentence_vocab),
+            "row": self.row,
+            "preset": self.preset,
+            "roles": self.roles,
+            "dropped": self.dropped,
+            "pack": self.pack,
+        }
