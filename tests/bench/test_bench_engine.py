@@ -72,6 +72,18 @@ def test_a_failed_section_is_named_and_the_other_still_shown():
     assert "analysis: FAILED: RuntimeError: boom" in text and "load" not in text.split("FAILED")[0].splitlines()[-1]
 
 
+def test_the_load_runs_alternate_a_b_b_a_and_every_request_is_sent():
+    assert engine.abba(["engine", "in_process"], 20) == [
+        ("engine", 10),
+        ("in_process", 10),
+        ("in_process", 10),
+        ("engine", 10),
+    ]
+    order = engine.abba(["a", "b"], 3)  # an odd count: the second half takes the extra request
+    assert order == [("a", 1), ("b", 1), ("b", 2), ("a", 2)]
+    assert sum(n for side, n in order if side == "a") == 3
+
+
 def test_the_quick_plan_is_smaller_and_every_length_has_its_repeats():
     for plan in (engine.FULL, engine.QUICK):
         assert len(plan.lengths) == len(plan.repeats) and all(r >= 3 for r in plan.repeats)

@@ -8,11 +8,11 @@ a text of 16, 256 and 1024 tokens through the engine and in this process, timed 
 order rotating (the bare forward pass here beside them, for scale); the median seconds of each and the median
 of the repeat-by-repeat ratios engine / in-process, and, as a sanity check, the largest difference of their
 loss and of a position's log p. Each side computes on one thread (THREADS: vLLM's CPU worker takes one core).
-Load: `python app.py`
-offering both (`VISUALIZER_MODELS`), one page client alone, then 16 at once, each sending analyses back to back,
-on the engine model and on the in-process model; requests per second, p50, p95, and the ratios engine /
-in-process throughput and p95 with 16 clients / a lone client's p50. Every figure is a ratio of two things
-measured in this run, so a busy machine moves both sides; the server is stopped by its pid at the end.
+Load: `python app.py` offering both (`VISUALIZER_MODELS`), one page client alone, then 16 at once, each sending
+analyses back to back, on the engine model and on the in-process model in halves run A B B A; requests per
+second, p50, p95, and the ratios engine / in-process throughput and p95 with 16 clients / a lone client's p50.
+Every figure is a ratio of two things measured in this run, so a busy machine moves both sides; the server is
+stopped by its pid at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 
 from .engine_server import install_vllm, vllm_serving, vllm_version
 from .in_process import forward_fn
-from .load import run_clients
+from .load import load_result, send_requests
 from .measure import paired, ratios, spread, text_of_tokens, texts_of_tokens
 from .server import PageClient, Server
 
@@ -93,7 +93,7 @@ def bench_analysis(local, engine, plan: EnginePlan) -> dict:
 
 
 def bench_load(model: str, entry: str, tokenizer, plan: EnginePlan, workdir: Path) -> dict:
-    """The app offering both models; one client, then `plan.clients` at once, on each (alone, interleaved)."""
+    """The app offering both models; one client, then `plan.clients` at once, on each side (interleaved)."""
     from ..model.loading import cache_root
 
     texts = texts_of_tokens(tokenizer, plan.load_tokens, 40)
@@ -106,17 +106,13 @@ def bench_load(model: str, entry: str, tokenizer, plan: EnginePlan, workdir: Pat
             page.close()
             if not all(r.ok for r in replies):
                 raise RuntimeError(f"the app could not analyse with {name}: {replies[-1].error}")
-        runs = {}
-        for clients in (1, plan.clients):
-            for side, name in (("engine", entry), ("in_process", model)):
-                runs[(side, clients)] = run_clients(
-                    server.url, texts, clients, plan.requests, plan.section_seconds, model=name
-                )
+        models, sides = {"engine": entry, "in_process": model}, {"engine": {}, "in_process": {}}
+        for kind, clients in (("single", 1), ("concurrent", plan.clients)):
+            runs = interleaved(server.url, texts, clients, plan.requests, plan.section_seconds, models)
+            for side, result in runs.items():
+                sides[side][kind] = result
     finally:
         server.stop()
-    sides = {
-        side: {"single": runs[(side, 1)], "concurrent": runs[(side, plan.clients)]} for side in ("engine", "in_process")
-    }
     return {
         "clients": plan.clients,
         "requests": plan.requests,
@@ -124,6 +120,32 @@ def bench_load(model: str, entry: str, tokenizer, plan: EnginePlan, workdir: Pat
         **sides,
         **load_ratios(sides),
     }
+
+
+def interleaved(url: str, texts: list[str], clients: int, requests: int, seconds: float, models: dict) -> dict:
+    """{side: load result} for each of `models` ({side: model name}): `clients` new page sessions, each sending
+    `requests` analyses back to back, in the halves of `abba`; each side's halves pooled (its requests over its
+    own seconds)."""
+    import httpx
+
+    config = httpx.get(f"{url}/config", timeout=30).json()
+    replies: dict[str, list] = {side: [] for side in models}
+    wall = dict.fromkeys(models, 0.0)
+    for side, each in abba(list(models), requests):
+        pages = [PageClient(url, config, model=models[side]) for _ in range(clients)]
+        start = time.perf_counter()
+        replies[side] += send_requests(pages, texts, each, seconds / 2)
+        wall[side] += time.perf_counter() - start
+        for page in pages:
+            page.close()
+    return {side: load_result(replies[side], wall[side], clients * requests) for side in models}
+
+
+def abba(sides: list[str], requests: int) -> list[tuple[str, int]]:
+    """(side, requests) in the order run: each side's first half, then its second half in reverse order (A B B A),
+    so a machine growing busier or quieter over the run weighs on every side alike."""
+    first, second = requests // 2, requests - requests // 2
+    return [(side, first) for side in sides] + [(side, second) for side in reversed(sides)]
 
 
 def load_ratios(sides: dict) -> dict:

@@ -30,14 +30,14 @@ def run_clients(
     config = httpx.get(f"{url}/config", timeout=30).json()
     pages = [PageClient(url, config, model=model) for _ in range(clients)]
     start = time.perf_counter()
-    replies = _requests(pages, texts, requests, seconds)
+    replies = send_requests(pages, texts, requests, seconds)
     wall = time.perf_counter() - start
     for page in pages:
         page.close()
-    return _load_result(replies, wall, clients * requests)
+    return load_result(replies, wall, clients * requests)
 
 
-def _load_result(replies: list[Reply], wall: float, planned: int) -> dict:
+def load_result(replies: list[Reply], wall: float, planned: int) -> dict:
     """Requests per second, p50/p95 latency and the errors of one load run."""
     ok = [r.seconds for r in replies if r.ok]
     errors = [r.error for r in replies if not r.ok]
@@ -112,10 +112,10 @@ def bench_memory(lm, server: Server, plan: Plan) -> dict:
     sessions (as a class working for a while), counted from a warm-up of their first requests."""
     texts = texts_of_tokens(lm.tokenizer, min(plan.load_tokens, lm.max_context), 40)
     pages = [PageClient(server.url) for _ in range(MEMORY_CLIENTS)]
-    replies = _requests(pages, texts, 5, plan.section_seconds)  # each session's first requests: the warm-up
+    replies = send_requests(pages, texts, 5, plan.section_seconds)  # each session's first requests: the warm-up
     steps = [(0, server.rss())]
     for _ in range(2):
-        batch = _requests(pages, texts, -(-plan.memory_requests // (2 * len(pages))), plan.section_seconds / 2)
+        batch = send_requests(pages, texts, -(-plan.memory_requests // (2 * len(pages))), plan.section_seconds / 2)
         steps.append((steps[-1][0] + len(batch), server.rss()))
         replies += batch
     for page in pages:
@@ -135,7 +135,7 @@ def bench_memory(lm, server: Server, plan: Plan) -> dict:
     }
 
 
-def _requests(pages: list[PageClient], texts: list[str], each: int, seconds: float) -> list[Reply]:
+def send_requests(pages: list[PageClient], texts: list[str], each: int, seconds: float) -> list[Reply]:
     """`each` requests from every page client at once (bounded by `seconds`); their replies."""
     deadline = time.perf_counter() + seconds
 
