@@ -7,6 +7,7 @@ Pure: no gradio, no plotly, no pandas.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -60,6 +61,14 @@ def conversation_of(row: dict, kind: str) -> list[dict]:
     return list(row["messages"]) if kind == "messages" else [*row["prompt"], *row["completion"]]
 
 
+def template_kwargs(row: dict) -> dict:
+    """What TRL passes the chat template from a row besides its messages: `tools` (JSON text parsed) and the
+    row's `chat_template_kwargs`, as its tokenize_fn does."""
+    tools = row.get("tools")
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    return {"tools": tools, **(row.get("chat_template_kwargs") or {})}
+
+
 def row_warnings(
     labeled: LabeledRow, row: dict, kind: str, conversational: bool, options: LabelOptions, context: int, trainer
 ) -> list[str]:
@@ -85,7 +94,7 @@ def row_warnings(
     if conversational:
         messages = conversation_of(row, kind)
         out += [f"Message {i} ({messages[i]['role']}) is empty." for i in empty_turns(messages)]
-        text = render_text(trainer.tokenizer, messages, trainer.chat_template)
+        text = render_text(trainer.tokenizer, messages, trainer.chat_template, **template_kwargs(row))
         missing = [i for i, span in enumerate(message_spans(text, messages)) if span is None]
         out += dropped_notices(messages, missing)
     else:

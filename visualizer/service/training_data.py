@@ -18,6 +18,7 @@ from ..analysis.data_rows import (
     conversation_of,
     row_report,
     row_warnings,
+    template_kwargs,
 )
 from ..analysis.one_pass import analyze_ids, token_limit
 from ..analysis.trainer_labels import PACK_ROWS, PRESETS, LabeledRow, LabelOptions, TrainerLabels
@@ -140,7 +141,7 @@ def analyze_row(
     roles = None
     if data.conversational:
         messages = conversation_of(row, data.format)
-        rendered = render_text(lm.tokenizer, messages, trainer.chat_template)
+        rendered = render_text(lm.tokenizer, messages, trainer.chat_template, **template_kwargs(row))
         roles, _ = token_roles(lm, rendered, ids, message_spans(rendered, messages), messages)
     return LabeledAnalysis(result, options.preset, roles, index, labeled.dropped, labeled.pack)
 
