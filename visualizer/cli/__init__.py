@@ -1,4 +1,4 @@
-"""Command line: `python -m visualizer analyze|generate|lens|train|export-model ...`, one module per command.
+"""Command line: `python -m visualizer analyze|generate|lens|train|labels|export-model ...`, one module per command.
 
 Bad input prints one line on stderr and exits with status 2; nothing raises to the user.
 `main` here is the console entry point (`visualizer = "visualizer.cli:main"`).
@@ -12,7 +12,7 @@ import sys
 
 from ..errors import InputError, ModelLoadError
 from ..settings import Settings
-from . import analyze, export, generate, lens, train
+from . import analyze, export, generate, labels, lens, train
 from .arguments import EXIT_BAD_INPUT, _Parser
 
 
@@ -21,7 +21,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = _Parser(prog="visualizer", description="See what a causal LM predicts, position by position.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log loading details")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (analyze, generate, lens, train, export):
+    for command in (analyze, generate, lens, train, labels, export):
         command.register(commands, settings)
     return parser
 
