@@ -185,3 +185,11 @@ def test_the_options_from_a_form():
             td.label_options(preset, max_length)
     with pytest.raises(InputError, match="Packing needs a max_length"):
         td.label_options("all", 0, packing=True)
+
+
+def test_a_prompt_that_merges_with_its_completion_is_said(tiny_lm, tmp_path):
+    rows = [{"prompt": "the dog likes", "completion": " food"}, {"prompt": "the dog lik", "completion": "es food"}]
+    whole, merged = scan(tiny_lm, write_jsonl(tmp_path / "d.jsonl", rows), td.label_options("completion-only", 0))
+    assert not any("prompt alone" in w for w in whole.warnings)
+    (warning,) = [w for w in merged.warnings if "prompt alone" in w]
+    assert warning.startswith("The prompt alone ends in 2 tokens that prompt + completion tokenizes otherwise ('")

@@ -100,7 +100,33 @@ def row_warnings(
     else:
         columns = ("prompt", "completion") if kind == "prompt-completion" else ("text",)
         out += [f"The {column} is empty." for column in columns if not str(row.get(column) or "").strip()]
+    if kind == "prompt-completion":
+        out += prompt_boundary_warnings(trainer, row, conversational)
     return out
+
+
+def prompt_boundary_warnings(trainer, row: dict, conversational: bool) -> list[str]:
+    """A sentence when the prompt tokenized alone is not the start of prompt + completion tokenized together (tokens
+    merging across the boundary, or a template rendering the prompt otherwise): TRL's own tokenization and
+    `common_prefix_length`, as its tokenize_fn measures where the completion starts."""
+    from trl.data_utils import _tokenize, common_prefix_length
+
+    tokenizer, template = trainer.tokenizer, trainer.chat_template
+    if conversational:
+        kwargs = {"chat_template": template, **template_kwargs(row)}
+        prompt = _tokenize(tokenizer, row["prompt"], add_generation_prompt=True, **kwargs)["input_ids"]
+        whole = _tokenize(tokenizer, row["prompt"] + row["completion"], **kwargs)["input_ids"]
+    else:
+        prompt = _tokenize(tokenizer, row["prompt"], chat_template=template)["input_ids"]
+        whole = _tokenize(tokenizer, row["prompt"] + row["completion"], chat_template=template)["input_ids"]
+    lost = len(prompt) - common_prefix_length(prompt, whole)
+    if not lost:
+        return []
+    return [
+        f"The prompt alone ends in {lost} token{'s' if lost > 1 else ''} that prompt + completion tokenizes "
+        f"otherwise ({tokenizer.decode(prompt[-lost:])!r}): the completion counts from where they part, and the "
+        "model trains on a context it will not see when given the prompt alone."
+    ]
 
 
 def batched_losses(
