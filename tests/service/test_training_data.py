@@ -67,10 +67,8 @@ def test_rows_batched_together_give_the_losses_they_give_alone(chat_lm, tmp_path
 
 def test_the_scan_yields_each_row_once_its_batch_is_done(chat_lm, tmp_path, monkeypatch):
     passes = []
-    real = data_rows.measure_batch
-    monkeypatch.setattr(
-        data_rows, "measure_batch", lambda lm, requests: passes.append(len(requests)) or real(lm, requests)
-    )
+    real = data_rows.forward_padded
+    monkeypatch.setattr(data_rows, "forward_padded", lambda lm, rows: passes.append(len(rows)) or real(lm, rows))
     data = td.open_data(write_jsonl(tmp_path / "d.jsonl", MESSAGES), SETTINGS)
     started = td.scan_file(data, chat_lm, td.label_options("all", 0), replace(SETTINGS, batch_tokens=1))
     assert isinstance(started.rows, types.GeneratorType) and started.total == 4 and passes == []

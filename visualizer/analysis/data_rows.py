@@ -1,7 +1,7 @@
 """A fine-tuning file's rows as TRL trains them: each row's tokens, counted tokens, loss and warnings.
 
-The losses come from padded batches of rows through the in-process model (`one_pass.measure_batch`: right
-padding, pads out of attention), each row's loss the model's own loss over its counted labels.
+The losses come from padded batches of rows through the in-process model (the forward pass `one_pass.measure_batch`
+makes: right padding, pads out of attention), each row's loss the model's own loss over its counted labels.
 Pure: no gradio, no plotly, no pandas.
 """
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from ..model.loading import LoadedModel
 from .chat import dropped_notices, empty_turns, message_spans, render_text
 from .measured import Request
-from .one_pass import IGNORE_INDEX, measure_batch
+from .one_pass import IGNORE_INDEX, model_loss
+from .one_pass import _forward as forward_padded  # right-padded, pads out of attention: measure_batch's pass
 from .result import Analysis
 from .trainer_labels import LabeledRow, LabelOptions, dropped_notice
 
@@ -147,11 +148,19 @@ def batched_losses(
 
 
 def _group_losses(lm: LoadedModel, group: list[Request]) -> Iterator[float | None]:
-    """One padded forward pass over `group`; each row's loss (None for a row under two tokens or nothing counted)."""
+    """One padded forward pass over `group`, then each row's own loss from its (n, V) logits (the model's loss
+    function, as `measure_batch` gives it, without the per-position statistics a table of rows does not show);
+    None for a row under two tokens or with nothing counted."""
     runnable = [r for r in group if len(r.ids) >= 2]
-    measured = iter(measure_batch(lm, runnable) if runnable else [])
+    logits = forward_padded(lm, [r.ids for r in runnable]) if runnable else None  # (B, L, V)
+    row = 0
     for request in group:
-        yield next(measured).loss if len(request.ids) >= 2 else None
+        if len(request.ids) < 2:
+            yield None
+            continue
+        assert logits is not None
+        yield model_loss(lm, logits[row, : len(request.ids)], request.labels)
+        row += 1
 
 
 def row_report(labeled: LabeledRow, loss: float | None, warnings: list[str]) -> RowReport:
