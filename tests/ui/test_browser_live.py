@@ -70,3 +70,34 @@ def test_the_lesson_follows_the_typing(page, server):
     page.keyboard.press("End")
     page.keyboard.type(" today", delay=40)
     wait_for_step(page, 1, "5 tokens")  # no Enter: the step was redrawn for the text as typed
+
+
+SHOWS_JS = """(id) => { const p = document.querySelector(`#${id} .js-plotly-plot`);
+    return p && p.data ? JSON.stringify([p.data.map(t => [t.x, t.y, t.text]), p.layout.xaxis, p.layout.yaxis]) : '' }"""
+
+
+def test_typing_draws_the_tab_shown_and_each_other_tab_as_it_opens(page, server, analysed):
+    """The figures of the other tabs are cleared, never left showing the text before, and drawn from the held
+    analysis when their tab opens: one analysis in all (tests/ui/test_tab_drawing.py: each tab drawn once)."""
+    open_views(page, server)
+    wait_for_summary(page, "4 tokens")
+    for tab, plot in (("Predicted vs true", "vocab-heatmap"), ("Loss", "loss-bars")):  # each view opened once
+        page.get_by_role("tab", name=tab).click()
+        wait_for_tick(page, plot, "food")
+    page.get_by_role("tab", name="Predictions").click()
+    analysed.clear()
+    box = text_box(page)
+    box.click()
+    page.keyboard.press("End")
+    page.keyboard.type(" today", delay=40)
+    wait_for_tick(page, "top-k-heatmap", "likes food")  # the context of "today"
+    assert "today" in page.evaluate(SHOWS_JS, "token-strip")
+    for plot in ("vocab-heatmap", "loss-bars"):  # hidden: cleared, not the text before
+        assert "food" not in page.evaluate(SHOWS_JS, plot)
+    page.get_by_role("tab", name="Loss").click()
+    wait_for_tick(page, "loss-bars", "today")
+    page.get_by_role("tab", name="Predicted vs true").click()
+    wait_for_tick(page, "vocab-heatmap", "today")
+    wait_for_tick(page, "position-detail", "today")
+    assert analysed == ["the dog likes food today"]  # every view from the one analysis
+    assert page.dialogs == []

@@ -3,7 +3,7 @@ with them (tokens picked by the user carried across edits), and chat examples wh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -14,7 +14,7 @@ from ..model.loading import LoadedModel, is_loaded
 from ..settings import Settings
 from .inputs import check_text, whole_number
 from .models import TRAINED_CHOICE, resolve_model
-from .page import Views, batcher, build_views, get_model, taking_turns
+from .page import FIGURES, Views, batcher, build_views, get_model, taking_turns
 
 MASK_MODES = ("none", "first N tokens", "up to a marker", "picked tokens")
 
@@ -115,17 +115,18 @@ def page_analysis(
     classroom: bool = False,
     on_loading: Callable[[str], None] | None = None,
     encoded: Encoded | None = None,
+    figures: Collection[str] = FIGURES,
 ) -> tuple[Analysis, Views]:
-    """The page's main request: the masked analysis and every view, made in its turn of the in-flight
-    token budget (the downloads are written when asked for: `service.export_file`). One way through: the text
-    is encoded once (here, or `encoded` when the request already did), and those ids go to the budget, the
-    masking and the one forward pass."""
+    """The page's main request: the masked analysis and its views (the figures named in `figures`), made in its
+    turn of the in-flight token budget (the downloads are written when asked for: `service.export_file`). One
+    way through: the text is encoded once (here, or `encoded` when the request already did), and those ids go to
+    the budget, the masking and the one forward pass."""
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
     encoded = encoded or _once(lm, text, settings, mask, bos).encoded
     with taking_turns(settings, len(encoded.ids)):
         analysis = masked_analysis(lm, encoded, settings, mask, top_k)
-        return analysis, build_views(analysis, color_by, classroom)
+        return analysis, build_views(analysis, color_by, classroom, figures=figures)
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,11 @@ def page_request(
     classroom: bool = False,
     on_loading: Callable[[str], None] | None = None,
     skip_if_shown: bool = False,
+    figures: Collection[str] = FIGURES,
 ) -> PageAnswer | None:
     """The page's request from its controls (`page_mask`, then `page_analysis`) with its text encoded at most once,
-    whichever steps read the tokens: None when `skip_if_shown` and `held` already is this analysis."""
+    whichever steps read the tokens: None when `skip_if_shown` and `held` already is this analysis. `figures`:
+    the figures to draw (those of the tab the page shows)."""
     check_text(text, settings)
     lm = resolve_model(model, settings, session_id, on_loading)
     mask = MaskChoice(mode, first_n or 0, marker or "")
@@ -175,6 +178,7 @@ def page_request(
         classroom=classroom,
         on_loading=on_loading,
         encoded=once.encoded,
+        figures=figures,
     )
     return PageAnswer(analysis, views, mask)
 

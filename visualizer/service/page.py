@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -43,15 +43,19 @@ EXAMPLES = [
 ]
 
 
+FIGURES = ("token_strip", "top_k", "sentence_vocab", "loss", "detail")
+"""The figures of a page's analysis, by their names in `Views`."""
+
+
 @dataclass
 class Views:
-    """Every figure and table of one analysis, ready for display."""
+    """The figures and tables of one analysis, ready for display (a figure not asked for is None)."""
 
-    token_strip: go.Figure
-    top_k: go.Figure
-    sentence_vocab: go.Figure
-    loss: go.Figure
-    detail: go.Figure
+    token_strip: go.Figure | None
+    top_k: go.Figure | None
+    sentence_vocab: go.Figure | None
+    loss: go.Figure | None
+    detail: go.Figure | None
     labels: pd.DataFrame
     positions: pd.DataFrame
     summary: str
@@ -166,16 +170,27 @@ def taking_turns(settings: Settings, n_tokens: int):
 
 
 def build_views(
-    analysis: Analysis, color_by: str = "probability", classroom: bool = False, detail_k: int | None = None
+    analysis: Analysis,
+    color_by: str = "probability",
+    classroom: bool = False,
+    detail_k: int | None = None,
+    figures: Collection[str] = FIGURES,
 ) -> Views:
-    """Draw every view from one analysis (no model call)."""
+    """Draw the views of one analysis (no model call): every figure, or those named in `figures` (the others
+    None: the page draws only the figures of the tab it shows, and the others when their tab opens)."""
+    unknown = set(figures) - set(FIGURES)
+    if unknown:
+        raise ValueError(f"unknown figures {sorted(unknown)}; the figures are {', '.join(FIGURES)}")
     style = plotting.CLASSROOM if classroom else plotting.NORMAL
+    draw = {
+        "token_strip": lambda: predictions.token_strip(analysis, color_by=color_by, style=style),
+        "top_k": lambda: predictions.top_k_heatmap(analysis, style=style),
+        "sentence_vocab": lambda: walkthrough.sentence_vocab_heatmap(analysis, style=style),
+        "loss": lambda: loss_bars(analysis, style=style),
+        "detail": lambda: detail_figure(analysis, detail_k, classroom),
+    }
     return Views(
-        token_strip=predictions.token_strip(analysis, color_by=color_by, style=style),
-        top_k=predictions.top_k_heatmap(analysis, style=style),
-        sentence_vocab=walkthrough.sentence_vocab_heatmap(analysis, style=style),
-        loss=loss_bars(analysis, style=style),
-        detail=detail_figure(analysis, detail_k, classroom),
+        **{name: draw[name]() if name in figures else None for name in FIGURES},
         labels=tables.labels_table(analysis),
         positions=tables.for_display(tables.position_table(analysis)),
         summary=summary_text(analysis),

@@ -13,13 +13,47 @@ from .shared import NEWEST, TOGGLE_CLASSROOM_JS, session_id
 
 DOWNLOAD_ID = "download-file"
 START_DOWNLOAD_JS = f"() => document.querySelector('#{DOWNLOAD_ID}')?.click()"
+PREDICTIONS, VOCAB, LOSS = "Predictions", "Predicted vs true", "Loss"
+TAB_FIGURES = {PREDICTIONS: ("token_strip", "top_k"), VOCAB: ("sentence_vocab", "detail"), LOSS: ("loss",)}
+"""The figures each tab shows (by their names in `service.page.FIGURES`, the order of the page's figure outputs).
+An analysis draws those of the tab shown (the tab's name, as the page tracks it; None: the first tab, the
+Lesson); the others are cleared and drawn from the held analysis when their tab opens."""
+NOT_DRAWN: tuple = (None, frozenset())
+"""What `drawn` holds with no figure drawn: (the analysis the figures were drawn for, their tabs)."""
 
 
 def failure_outputs(message: str):
     """Outputs for a failed request: results cleared, one sentence shown, and the picked tokens cleared too
     (with no analysis held, nothing could tell whether a pick still names the token it was made on)."""
-    empty = [None] * 5
-    return [None, f"⚠ {message}", *empty, gr.Dropdown(choices=[], value=None), None, None, gr.CheckboxGroup(value=[])]
+    empty = [None] * len(service.FIGURES)
+    return [
+        None,
+        f"⚠ {message}",
+        *empty,
+        gr.Dropdown(choices=[], value=None),
+        None,
+        None,
+        NOT_DRAWN,
+        gr.CheckboxGroup(value=[]),
+    ]
+
+
+def figures_of(tab) -> tuple[str, ...]:
+    """The figures of the tab named `tab` (none for a tab without figures of the analysis)."""
+    return TAB_FIGURES.get(tab, ()) if isinstance(tab, str) else ()
+
+
+def tabs_drawn(analysis, drawn) -> frozenset:
+    """The tabs whose figures show `analysis` (`drawn`: the analysis they were drawn for, and those tabs)."""
+    held, tabs = drawn or NOT_DRAWN
+    return tabs if analysis is not None and held is analysis else frozenset()
+
+
+def figure_outputs(views, tabs=None) -> list:
+    """The five figure outputs from `views`: None (cleared) for one not drawn; with `tabs`, gr.skip() for the
+    figures of other tabs (left as they are)."""
+    keep = None if tabs is None else {name for tab in tabs for name in figures_of(tab)}
+    return [getattr(views, name) if keep is None or name in keep else gr.skip() for name in service.FIGURES]
 
 
 def _picker(analysis, picked):
@@ -30,18 +64,10 @@ def _picker(analysis, picked):
 
 
 def _views_outputs(analysis, views):
-    """Outputs for a successful request, in the order of `_outputs`."""
+    """Outputs for a successful request, in the order of `_outputs`: the figures not drawn are cleared."""
     targets = analysis.tokens[1:]
     choices = [(f"k={k}: {c[-40:]} → {t.display}", k) for k, (c, t) in enumerate(zip(analysis.contexts, targets), 1)]
-    return [
-        views.token_strip,
-        views.top_k,
-        views.sentence_vocab,
-        views.loss,
-        views.detail,
-        gr.Dropdown(choices=choices, value=len(targets)),
-        views.labels,
-    ]
+    return [*figure_outputs(views), gr.Dropdown(choices=choices, value=len(targets)), views.labels]
 
 
 def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
@@ -59,6 +85,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         mask_n,
         marker,
         picked,
+        open_tab,
         order,
         request,
         progress,
@@ -68,7 +95,8 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         the page shows, which keeps the picked tokens that still mean the same token and, with
         `skip_if_shown`, makes a request that would give the same labels show nothing. Analyses run at
         once, so one that a newer request of the same page overtook shows nothing (`order`: the page's
-        own number for this request, see `number_requests_js`)."""
+        own number for this request, see `number_requests_js`). Only the figures of `open_tab`, the tab shown, are
+        drawn: the others when their tab opens (`draw_tab`)."""
         session = session_id(request)
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
@@ -88,6 +116,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
                 classroom=classroom,
                 on_loading=lambda msg: progress(0, desc=msg),
                 skip_if_shown=skip_if_shown,
+                figures=figures_of(open_tab),
             )
             if shown is None:  # the page already shows it
                 return [gr.skip()] * len(failure_outputs(""))
@@ -99,6 +128,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
                 shown.views.summary,
                 *_views_outputs(shown.analysis, shown.views),
                 shown.views.positions,
+                (shown.analysis, frozenset([open_tab]) if figures_of(open_tab) else frozenset()),
                 _picker(shown.analysis, shown.mask.picked),
             ]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
@@ -115,6 +145,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         mask_n,
         marker,
         picked,
+        open_tab=None,
         order=None,
         request: gr.Request = None,
         progress=gr.Progress(),
@@ -132,6 +163,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
             mask_n,
             marker,
             picked,
+            open_tab,
             order,
             request,
             progress,
@@ -149,6 +181,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         mask_n,
         marker,
         picked,
+        open_tab=None,
         order=None,
         request: gr.Request = None,
         progress=gr.Progress(),
@@ -167,18 +200,29 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
             mask_n,
             marker,
             picked,
+            open_tab,
             order,
             request,
             progress,
             skip_if_shown=True,
         )
 
-    def redraw(analysis, color_by, classroom, detail_k):
-        """Redraw the figures from the held analysis (no forward pass)."""
+    def redraw(analysis, open_tab, color_by, classroom, detail_k):
+        """Redraw the shown tab's figures from the held analysis in another colour or style (no forward pass);
+        the other figures are cleared, and drawn when their tab opens."""
         if analysis is None:
-            return [gr.skip()] * 5
-        views = service.build_views(analysis, color_by, classroom, detail_k)
-        return [views.token_strip, views.top_k, views.sentence_vocab, views.loss, views.detail]
+            return [gr.skip()] * (len(service.FIGURES) + 1)
+        views = service.build_views(analysis, color_by, classroom, detail_k, figures=figures_of(open_tab))
+        return [*figure_outputs(views), (analysis, frozenset([open_tab]) if figures_of(open_tab) else frozenset())]
+
+    def draw_tab(analysis, tab, color_by, classroom, detail_k, drawn):
+        """The figures of `tab` from the held analysis, unless they already show it (no forward pass): as the tab
+        opens, and after each analysis for the tab then shown (one opened while the analysis ran)."""
+        done = tabs_drawn(analysis, drawn)
+        if analysis is None or not figures_of(tab) or tab in done:
+            return [gr.skip()] * (len(service.FIGURES) + 1)
+        views = service.build_views(analysis, color_by, classroom, detail_k, figures=figures_of(tab))
+        return [*figure_outputs(views, [tab]), (analysis, done | {tab})]
 
     def redraw_detail(analysis, detail_k, classroom):
         """The position-detail figure for the chosen k."""
@@ -225,24 +269,36 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
     return SimpleNamespace(
         **{
             f.__name__: f
-            for f in (analyze_page, analyze_if_changed, redraw, redraw_detail, analyze_api, from_url, download)
+            for f in (
+                analyze_page,
+                analyze_if_changed,
+                redraw,
+                draw_tab,
+                redraw_detail,
+                analyze_api,
+                from_url,
+                download,
+            )
         }
     )
 
 
 def build_analysis_tabs() -> SimpleNamespace:
     """The components of the Predictions, Predicted vs true, Loss and Table & export tabs (inside `gr.Tabs`)."""
-    c = SimpleNamespace()
-    with gr.Tab("Predictions", id="predictions"):
+    c = SimpleNamespace(tabs={})
+    with gr.Tab(PREDICTIONS, id="predictions") as c.tabs[PREDICTIONS]:
         c.strip = gr.Plot(label="Tokens, coloured by p(true next token)", show_label=False, elem_id="token-strip")
         c.top_plot = gr.Plot(label="Top-K candidates per position", show_label=False, elem_id="top-k-heatmap")
-    with gr.Tab("Predicted vs true", id="vocab"):
+        # (the analysis the figures were drawn for, their tabs): see `draw_tab`. Inside a tab: a block
+        # placed in gr.Tabs beside its tabs shifts the tab names by one in the page.
+        c.drawn = gr.State(NOT_DRAWN)
+    with gr.Tab(VOCAB, id="vocab") as c.tabs[VOCAB]:
         c.vocab_plot = gr.Plot(
             label="The sentence's tokens: predicted vs one-hot truth", show_label=False, elem_id="vocab-heatmap"
         )
         c.detail_k = gr.Dropdown(choices=[], label="Position", elem_id="detail-k")
         c.detail_plot = gr.Plot(label="One position in detail", show_label=False, elem_id="position-detail")
-    with gr.Tab("Loss", id="loss"):
+    with gr.Tab(LOSS, id="loss") as c.tabs[LOSS]:
         c.loss_plot = gr.Plot(label="Loss per position", show_label=False, elem_id="loss-bars")
         c.labels = gr.Dataframe(label="input_ids vs labels: the shift", interactive=False, elem_id="labels-table")
     with gr.Tab("Table & export", id="export"):
@@ -254,16 +310,30 @@ def build_analysis_tabs() -> SimpleNamespace:
                 "analysis": gr.Button("⬇ Analysis JSON", elem_id="dl-json"),
             }
             c.download_file = gr.DownloadButton(visible="hidden", elem_id=DOWNLOAD_ID)
-    c.figures = [c.strip, c.top_plot, c.vocab_plot, c.loss_plot, c.detail_plot]
+    c.figures = [c.strip, c.top_plot, c.vocab_plot, c.loss_plot, c.detail_plot]  # service.FIGURES' order
     return c
 
 
-def wire_analysis_tabs(h: SimpleNamespace, c: SimpleNamespace, state, color_by, classroom) -> None:
-    """Redrawing in another colour or style, the position detail, the downloads and the /analyze API."""
+def _drawing(h: SimpleNamespace, tab: str):
+    """`h.draw_tab` for one tab, as it opens."""
+
+    def draw_opened(analysis, color_by, classroom, detail_k, drawn):
+        return h.draw_tab(analysis, tab, color_by, classroom, detail_k, drawn)
+
+    return draw_opened
+
+
+def wire_analysis_tabs(h: SimpleNamespace, c: SimpleNamespace, state, open_tab, color_by, classroom) -> None:
+    """A tab's figures drawn as it opens and after each analysis, redrawing in another colour or style, the
+    position detail and the downloads. `open_tab`: the name of the tab shown (None: the first)."""
+    quick = dict(api_visibility="private", queue=False)
+    style = [color_by, classroom, c.detail_k, c.drawn]
+    for name, tab in c.tabs.items():
+        tab.select(_drawing(h, name), [state, *style], [*c.figures, c.drawn], **quick)
+    # After each analysis (it drew the tab shown as it began), the tab shown now, should another have opened.
+    state.change(h.draw_tab, [state, open_tab, *style], [*c.figures, c.drawn], **quick)
     for control in (color_by, classroom):
-        control.change(
-            h.redraw, [state, color_by, classroom, c.detail_k], c.figures, api_visibility="private", queue=False
-        )
+        control.change(h.redraw, [state, open_tab, color_by, classroom, c.detail_k], [*c.figures, c.drawn], **quick)
     classroom.change(None, [classroom], None, js=TOGGLE_CLASSROOM_JS)
     for kind, button in c.downloads.items():  # written on click, then handed to the browser
         button.click(

@@ -52,10 +52,9 @@ def make_lesson_handlers(settings: Settings) -> SimpleNamespace:
     from ..service.models import resolve_model
 
     def render(analysis, step, k, classroom, model, open_tab=None, request: gr.Request = None):
-        """Draw the step for the analysis the page holds; steps 7-8 run the model, so only while shown."""
-        if analysis is None:
-            return [gr.skip()] * 4
-        if int(step or 1) in (7, 8) and open_tab not in (None, LESSON_TAB):
+        """Draw the step for the analysis the page holds, while the Lesson is shown (steps 7-8 run the model, and a
+        figure drawn in a hidden tab costs the typing its time); opening the tab draws it (`render_opened`)."""
+        if analysis is None or open_tab not in (None, LESSON_TAB):
             return [gr.skip()] * 4
         try:
             view = lesson.lesson_view(

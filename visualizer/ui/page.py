@@ -80,7 +80,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             labels_c = build_label_tabs(settings)
         mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
         request_order = gr.Number(0, precision=0, visible=False, elem_id="request-order")
-        inputs = [state, text, model, top_k, bos, color_by, classroom, *mask_inputs, request_order]
+        inputs = [state, text, model, top_k, bos, color_by, classroom, *mask_inputs, open_tab, request_order]
         main = main_analysis(settings, inputs)
         outputs = [
             state,
@@ -93,6 +93,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             views.detail_k,
             views.labels,
             views.positions,
+            views.drawn,
             mask.picked,
         ]
         examples = gr.Examples(
@@ -116,7 +117,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 api_visibility="private",
                 concurrency_id="views",
             )
-        wire_analysis_tabs(page, views, state, color_by, classroom)
+        wire_analysis_tabs(page, views, state, open_tab, color_by, classroom)
         gr.api(
             page.analyze_api, api_name="analyze", concurrency_id="analysis", concurrency_limit=main["concurrency_limit"]
         )
