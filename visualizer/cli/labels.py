@@ -28,7 +28,12 @@ def register(commands, settings: Settings) -> None:
         default="all",
         help="all: every token; completion-only: TRL's completion_only_loss; assistant-only: its assistant_only_loss",
     )
-    parser.add_argument("--packing", action="store_true", help="TRL's packing (bfd): rows binned into max_length")
+    parser.add_argument(
+        "--packing",
+        action="store_true",
+        help="TRL's packing (bfd): rows binned into max_length; with --format json each packed sequence follows "
+        "the rows, its examples' losses seeing each other and kept apart",
+    )
     parser.add_argument(
         "--max-length",
         type=int,
@@ -66,6 +71,8 @@ def run_labels(args, settings: Settings, out) -> None:
     )
     try:
         {"table": _print_table, "json": _print_json, "csv": _print_csv}[args.format](scan, header, out)
+        if options.packing and args.format == "json":
+            _print_packs(data, lm, options, out)
     except BrokenPipeError:  # `| head`: the reader has gone; stop scanning, and say nothing more
         if out is sys.stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -95,6 +102,17 @@ def _print_json(scan, header: str, out) -> None:
         print(f"visualizer: note: {note}", file=sys.stderr)
     for report in scan.rows:
         out.write(orjson.dumps(report.to_dict()).decode() + "\n")
+        out.flush()
+
+
+def _print_packs(data, lm, options, out) -> None:
+    """After the rows, one JSON object per packed sequence, as each is done: {pack, tokens, examples: [{row, start,
+    end, counted, loss_together, loss_apart, difference}]} from two forward passes (examples seeing each other, and
+    kept apart as TRL's packed training keeps them)."""
+    from ..service.packing import pack_comparisons
+
+    for comparison in pack_comparisons(data, lm, options):
+        out.write(orjson.dumps(comparison.to_dict()).decode() + "\n")
         out.flush()
 
 

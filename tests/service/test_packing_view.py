@@ -1,0 +1,61 @@
+"""The packing view's request and drawing: a file's packed sequence as a figure (a band per example, bars of the
+per-token difference, a text alternative, every token escaped) and a table per example; its refusals."""
+
+import json
+import math
+
+import pytest
+
+from tests.training_data import write_jsonl
+from visualizer.errors import InputError
+from visualizer.model.loading import load_model
+from visualizer.service import training_data as td
+from visualizer.service.packing import pack_comparisons, pack_view
+from visualizer.settings import Settings
+from visualizer.views.packing_figures import EXAMPLE_COLUMNS
+
+SETTINGS = Settings()
+TEXTS = ["the dog likes <b>food</b> &amp; %{x}", "a quick brown fox", "the lazy dog", "the cat likes", "fish"]
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_llama_dir):
+    return load_model(tiny_llama_dir)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return td.open_data(write_jsonl(tmp_path / "text.jsonl", [{"text": t} for t in TEXTS]), SETTINGS)
+
+
+def test_the_view_draws_a_packed_sequence_and_its_table(lm, data):
+    options = td.label_options("all", 48, packing=True)
+    view = pack_view(data, 0, lm, options)
+    comparison = view.comparison
+    assert view.packs == len(list(pack_comparisons(data, lm, options))) >= 1
+    assert list(view.table.columns) == list(EXAMPLE_COLUMNS)
+    assert view.table["row"].tolist() == comparison.sequence.rows and len(comparison.sequence.rows) > 1
+    first = view.table.iloc[0]
+    assert math.isclose(first["difference"], 0, abs_tol=1e-5) and first["start"] == 0
+    assert (view.table["tokens"] == view.table["end"] - view.table["start"]).all()
+    fig = view.figure
+    assert len(fig.layout.shapes) == len(comparison.sequence.rows)  # one band per example
+    bars = fig.data[0]
+    assert len(bars.x) == sum(d is not None for d in comparison.difference)
+    assert list(bars.y) == pytest.approx([d for d in comparison.difference if d is not None])
+    text = json.dumps(fig.to_plotly_json(), default=str)
+    assert (
+        "<" not in text.replace("<br>", "").replace("<extra></extra>", "") and "&lt;" in text and "&amp;" in text
+    )  # every token escaped
+    alt = fig.layout.meta["alt"]
+    assert alt.startswith(f"packed sequence {comparison.sequence.pack}, mean −ln p per example: row ")
+    assert "together" in alt and "apart" in alt
+
+
+def test_refusals(lm, data):
+    with pytest.raises(InputError, match="needs packing"):
+        pack_view(data, 0, lm, td.label_options("all", 48))
+    with pytest.raises(InputError, match="past the end"):
+        pack_view(data, 99, lm, td.label_options("all", 48, packing=True))
+    with pytest.raises(InputError, match="whole number"):
+        pack_view(data, -1, lm, td.label_options("all", 48, packing=True))

@@ -1,0 +1,67 @@
+"""Packing made visible (issue 18): a data file's packed sequences as TRL builds them, each through the in-process
+model with its examples seeing each other and kept apart. What the page's packing view and `visualizer labels
+--packing --format json` call; the work is in analysis/packing.py, the drawing in views/packing_figures.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..analysis.data_files import DataFile
+from ..analysis.packing import PackComparison, PackedSequence, compare_pack, packed_sequences
+from ..analysis.trainer_labels import LabelOptions
+from ..errors import InputError
+from ..model.loading import AnyModel, with_weights
+from ..views.headings import style_for
+from ..views.packing_figures import examples_table, pack_figure
+from .inputs import whole_number
+from .training_data import trainer_for
+
+NEEDS_PACKING = "The packing view needs packing turned on (and a max_length: the length of TRL's sequences)."
+
+
+@dataclass
+class PackView:
+    """One packed sequence for the page: the comparison, its figure and its table per example."""
+
+    comparison: PackComparison
+    figure: go.Figure
+    table: pd.DataFrame
+    """One line per example: row, start, end, tokens, counted, loss together, loss apart, difference."""
+    packs: int
+    """How many packed sequences the file makes (for the page's pack picker)."""
+    notices: list[str]
+
+
+def packed_file(data: DataFile, lm: AnyModel, options: LabelOptions) -> Iterator[PackedSequence]:
+    """The file's packed sequences in order, as TRL's `pack_dataset` bins them (PACK_ROWS rows at a time), each
+    example's first label -100 as TRL's collator sets it. TRL's refusals are raised at the first step."""
+    if not options.packing:
+        raise InputError(NEEDS_PACKING)
+    trainer = trainer_for(data, lm, options)
+    return (sequence for chunk in trainer.label_chunks(data.dataset) for sequence in packed_sequences(chunk))
+
+
+def pack_comparisons(data: DataFile, lm: AnyModel, options: LabelOptions) -> Iterator[PackComparison]:
+    """Every packed sequence's comparison (two forward passes each), in pack order, each as it is done; the
+    model and the options are checked here, at once."""
+    weights = with_weights(lm, "Comparing packed examples")
+    return (compare_pack(weights, sequence) for sequence in packed_file(data, lm, options))
+
+
+def pack_view(data: DataFile, pack, lm: AnyModel, options: LabelOptions, classroom: bool = False) -> PackView:
+    """Packed sequence `pack` (0-based) of the file: its two forward passes, the figure (bands per example, bars of
+    the per-token difference) and the table per example; an InputError past the last sequence."""
+    pack = whole_number(pack, "The packed sequence", at_least=0)
+    weights = with_weights(lm, "Comparing packed examples")
+    sequences = list(packed_file(data, lm, options))
+    if pack >= len(sequences):
+        raise InputError(
+            f"Packed sequence {pack} is past the end: the file packs into sequences 0 to {len(sequences) - 1}."
+        )
+    comparison = compare_pack(weights, sequences[pack])
+    figure = pack_figure(comparison, style_for(classroom))
+    return PackView(comparison, figure, examples_table(comparison), len(sequences), list(comparison.notices))
