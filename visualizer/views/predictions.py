@@ -19,6 +19,7 @@ from .plotting import (
     NORMAL,
     PAGE_WIDTH,
     RANK_BUCKETS,
+    TICKS_UNCHECKED,
     FigureStyle,
     _colorbar,
     _discrete_scale,
@@ -77,7 +78,13 @@ def _strip_scale(color_by: str, style: FigureStyle) -> dict:
         colorscale=_discrete_scale(rank_colors(style)),
         zmin=-0.5,
         zmax=3.5,
-        colorbar=dict(title=dict(text="rank", side="top"), tickfont=dict(size=style.label_size), **ticks, **below),
+        colorbar=dict(
+            title=dict(text="rank", side="top"),
+            tickfont=dict(size=style.label_size),
+            ticklabeloverflow=TICKS_UNCHECKED,
+            **ticks,
+            **below,
+        ),
     )
 
 
