@@ -15,6 +15,7 @@ from .analysis_tabs import (
     wire_analysis_tabs,
 )
 from .compare_tab import make_compare_handlers, wire_compare_tab
+from .data_tab import build_data_tab, make_data_handlers, wire_data_tab
 from .generate_tab import (
     build_generate_tab,
     generation_limit,
@@ -78,6 +79,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 lens = build_layers_tab()
                 lens_state, open_tab = gr.State(None), gr.State(None)
             labels_c = build_label_tabs(settings)
+            with gr.Tab("Your data", id="data"):
+                data_c = build_data_tab(settings)
         mask_inputs = [mask.mode, mask.n, mask.marker, mask.picked]
         request_order = gr.Number(0, precision=0, visible=False, elem_id="request-order")
         inputs = [state, text, model, top_k, bos, color_by, classroom, *mask_inputs, open_tab, request_order]
@@ -133,6 +136,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         label_handlers = make_label_handlers(settings)
         wire_label_tabs(label_handlers, labels_c, shared, mask_inputs, settings)
         wire_compare_tab(make_compare_handlers(settings), labels_c, shared, mask_inputs)
+        wire_data_tab(make_data_handlers(settings), data_c, state, summary, model, top_k)
         demo.unload(label_handlers.release)
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             page.analyze_page, inputs, outputs, **main

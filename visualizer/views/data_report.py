@@ -19,7 +19,7 @@ def rows_table(reports: Sequence[RowReport]) -> pd.DataFrame:
                 "row": r.row,
                 "tokens": r.tokens,
                 "counted": r.counted,
-                "loss": float("nan") if r.loss is None else r.loss,
+                "loss": float("nan") if r.loss is None else round(r.loss, 4),
                 "dropped": r.dropped,
                 "pack": r.pack,
                 "warnings": " | ".join(r.warnings),

@@ -1,0 +1,184 @@
+"""The "Your data" tab: a conversation typed row by row, or a fine-tuning file, with the labels TRL makes.
+
+A conversation is rendered with the model's own chat template; each token shows its role and whether it counts.
+A file's rows fill a table as they are scanned (progress on the way); choosing a row shows its tokens the same
+way. Either one becomes the page's analysis, so Predictions, Loss, the Lesson and the other views show it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from ..service import page as service
+from ..service import training_data as data_service
+from ..settings import Settings
+from ..views.data_report import ROW_COLUMNS, rows_table
+
+CHAT_COLUMNS = ["role", "content"]
+EXAMPLE_CHAT = [
+    ["system", "You are a helpful assistant."],
+    ["user", "What does the dog like?"],
+    ["assistant", "The dog likes food."],
+]
+FILE_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
+CHAT_PRESETS = ["all", "assistant-only"]
+FILE_PRESETS = ["all", "completion-only", "assistant-only"]
+
+
+def token_spans(labeled) -> list[tuple[str, str]]:
+    """(token's display form, 'role · counted' or 'role · masked') for gr.HighlightedText, which shows text, never
+    markup."""
+    analysis = labeled.analysis
+    roles = labeled.roles or ["text"] * len(analysis.tokens)
+    counted = [k > 0 and label != -100 for k, label in enumerate(analysis.labels)]  # label 0: nothing predicts it
+    return [
+        (token, f"{role} · {'counted' if counts else 'masked'}")
+        for token, role, counts in zip(analysis.readable_tokens, roles, counted)
+    ]
+
+
+def _messages(table) -> list[dict]:
+    """The editor's rows as messages (blank rows left out)."""
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table or [], columns=CHAT_COLUMNS)
+    rows = frame.fillna("").astype(str).values.tolist()
+    return [{"role": r.strip(), "content": c} for r, c in rows if r.strip() or c.strip()]
+
+
+def make_data_handlers(settings: Settings) -> SimpleNamespace:
+    """Handlers of the tab and the /chat API, closed over one settings object."""
+
+    def chat(table, model, preset, top_k):
+        """(page analysis, tokens by role, note) for the typed conversation."""
+        try:
+            lm = service.get_model(model or settings.model, settings)
+            labeled = data_service.analyze_chat(_messages(table), lm, settings, preset=preset, top_k=int(top_k))
+        except Exception as err:  # noqa: BLE001 - one sentence, never a traceback
+            return gr.skip(), None, f"⚠ {service.user_message(err)}", gr.skip()
+        return labeled.analysis, token_spans(labeled), _note(labeled), _note(labeled)
+
+    def scan(upload, model, preset, max_length, packing, progress=gr.Progress()):
+        """The file's rows table, filled as rows are done (a generator: each yield updates the page)."""
+        try:
+            data = data_service.open_data(upload, settings)
+            lm = service.get_model(model or settings.model, settings)
+            options = data_service.label_options(preset, max_length, packing)
+            started = data_service.scan_file(data, lm, options, settings)
+        except Exception as err:  # noqa: BLE001
+            yield None, pd.DataFrame(columns=ROW_COLUMNS), f"⚠ {service.user_message(err)}"
+            return
+        reports = []
+        head = " ".join(started.notices)
+        try:
+            for report in progress.tqdm(started.rows, total=started.total, desc="Scanning rows"):
+                reports.append(report)
+                if len(reports) % 8 == 0 or len(reports) == started.total:
+                    yield data, rows_table(reports), _scan_note(reports, started.total, head)
+        except Exception as err:  # noqa: BLE001
+            yield data, rows_table(reports), f"⚠ {service.user_message(err)}"
+            return
+        yield data, rows_table(reports), _scan_note(reports, started.total, head)
+
+    def open_row(data, model, preset, max_length, packing, top_k, evt: gr.SelectData):
+        """The chosen row's analysis: the page's views and its tokens by role."""
+        try:
+            row = int(evt.row_value[0]) if evt.row_value else int(evt.index[0])
+            lm = service.get_model(model or settings.model, settings)
+            options = data_service.label_options(preset, max_length, packing)
+            labeled = data_service.analyze_row(data, row, lm, options, settings, top_k=int(top_k))
+        except Exception as err:  # noqa: BLE001
+            return gr.skip(), None, f"⚠ {service.user_message(err)}", gr.skip()
+        return labeled.analysis, token_spans(labeled), _note(labeled), _note(labeled)
+
+    def chat_api(messages: list, model: str = settings.model, preset: str = "all", top_k: int = settings.top_k):
+        """API: one conversation through the model's chat template with TRL's labels: the JSON contract plus each
+        token's role."""
+        try:
+            lm = service.get_model(model or settings.model, settings)
+            return data_service.analyze_chat(messages, lm, settings, preset=preset, top_k=top_k).to_dict()
+        except Exception as err:  # noqa: BLE001
+            raise gr.Error(service.user_message(err)) from None
+
+    return SimpleNamespace(chat=chat, scan=scan, open_row=open_row, chat_api=chat_api)
+
+
+def _note(labeled) -> str:
+    """The analysis's loss line and notices under the tokens."""
+    return service.summary_text(labeled.analysis)
+
+
+def _scan_note(reports, total: int, head: str) -> str:
+    """'120 of 1000 rows · 3 with warnings · mean loss 2.13 over 4,410 counted tokens'."""
+    sums = data_service.totals(reports)
+    loss = (
+        "no counted token" if sums.loss is None else f"mean loss {sums.loss:.3f} over {sums.counted:,} counted tokens"
+    )
+    parts = [f"{len(reports)} of {total} rows", f"{sums.warned} with warnings", f"{sums.dropped} dropped by TRL", loss]
+    return " · ".join(parts) + (f"\n{head}" if head else "")
+
+
+def build_data_tab(settings: Settings) -> SimpleNamespace:
+    """The tab's components (inside a gr.Tab)."""
+    c = SimpleNamespace()
+    with gr.Row(elem_classes="controls-beside"):
+        with gr.Column(scale=1, min_width=320):
+            gr.Markdown("**A conversation**: one message a row, rendered with the model's chat template.")
+            c.chat_table = gr.Dataframe(
+                value=EXAMPLE_CHAT,
+                headers=CHAT_COLUMNS,
+                col_count=(2, "fixed"),
+                datatype=["str", "str"],
+                interactive=True,
+                wrap=True,
+                elem_id="chat-editor",
+            )
+            c.chat_preset = gr.Dropdown(CHAT_PRESETS, value="all", label="Train on", elem_id="chat-preset")
+            c.chat_button = gr.Button("Analyze conversation", variant="primary", elem_id="chat-button")
+            gr.Markdown(
+                "**A fine-tuning file**: JSONL, JSON, CSV or Parquet; `messages`, `prompt` + `completion` or `text`."
+            )
+            c.upload = gr.File(label="Data file", file_types=FILE_TYPES, type="filepath", elem_id="data-file")
+            with gr.Row():
+                c.preset = gr.Dropdown(FILE_PRESETS, value="all", label="Preset (TRL)", elem_id="data-preset")
+                c.max_length = gr.Number(1024, precision=0, label="max_length (0: none)", elem_id="data-max-length")
+                c.packing = gr.Checkbox(False, label="packing", elem_id="data-packing")
+            c.scan_button = gr.Button("Scan rows", elem_id="scan-button")
+        with gr.Column(scale=2):
+            c.tokens = gr.HighlightedText(
+                label="Tokens by role: counted or masked", combine_adjacent=False, elem_id="role-tokens"
+            )
+            c.note = gr.Textbox(label="What counts", interactive=False, lines=3, elem_id="data-note")
+            c.rows = gr.Dataframe(
+                headers=list(ROW_COLUMNS), interactive=False, wrap=True, label="Rows (choose one)", elem_id="data-rows"
+            )
+    c.data_state = gr.State(None)
+    return c
+
+
+def wire_data_tab(h: SimpleNamespace, c: SimpleNamespace, state, summary, model, top_k) -> None:
+    """Events: a conversation or a chosen row becomes the page's analysis (its views draw from it as they open, and
+    its loss line goes to the page's loss box); a scan streams the rows table."""
+    c.chat_button.click(
+        h.chat,
+        [c.chat_table, model, c.chat_preset, top_k],
+        [state, c.tokens, c.note, summary],
+        api_visibility="private",
+        concurrency_id="views",
+    )
+    c.scan_button.click(
+        h.scan,
+        [c.upload, model, c.preset, c.max_length, c.packing],
+        [c.data_state, c.rows, c.note],
+        api_visibility="private",
+        concurrency_id="views",
+    )
+    c.rows.select(
+        h.open_row,
+        [c.data_state, model, c.preset, c.max_length, c.packing, top_k],
+        [state, c.tokens, c.note, summary],
+        api_visibility="private",
+        concurrency_id="views",
+    )
+    gr.api(h.chat_api, api_name="chat", concurrency_id="views")
