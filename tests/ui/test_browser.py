@@ -138,6 +138,7 @@ EVERY_TAB = [
     "Shift mistakes",
     "Train",
     "Compare",
+    "Your data",
 ]
 
 

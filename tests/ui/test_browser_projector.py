@@ -23,6 +23,7 @@ MAIN_VIEW = {
     "Shift mistakes": "shift-plot",
     "Train": "train-curve",
     "Compare": "compare-plot-a",
+    "Your data": "role-tokens",
 }
 # The top of a view's main block, and the smallest figure text in the panel shown.
 MAIN_VIEW_JS = """(id) => {
