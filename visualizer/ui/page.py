@@ -107,10 +107,18 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         lens_outputs = [lens_state, lens.summary, lens.plot]
         # Typing analyses the text once it rests (LIVE_TYPING_JS clicks the hidden button), Enter at once; one
         # event for both, so a newer text waits for the running one and the text shown is never run again.
-        # Its progress (a model loading, the queue) shows on the loss box alone: dimming every figure at each
-        # pause in the typing cost ~0.15 s of keystroke-to-figure time (benchmarks: visualizer.bench.typing).
+        # Its progress (a model loading, the queue) shows on the loss box alone, as a line of text: dimming every
+        # figure at each pause in the typing cost ~0.15 s of keystroke-to-figure time, and Gradio's full tracker
+        # on the box (its animated logo over the loss line) ~60 ms of the browser's main thread per analysis,
+        # while the server computes (benchmarks: visualizer.bench.typing; BENCHMARKS.md, live typing).
         typed = gr.on(
-            [text.submit, live.click], page.analyze_if_changed, inputs, outputs, show_progress_on=summary, **main
+            [text.submit, live.click],
+            page.analyze_if_changed,
+            inputs,
+            outputs,
+            show_progress="minimal",
+            show_progress_on=summary,
+            **main,
         )
         for event in (typed, run.click(page.analyze_page, inputs, outputs, **main)):
             event.then(
