@@ -48,13 +48,16 @@ def _checked(reply: Reply) -> Reply:
 
 
 def _payload(lm, page: PageClient, api, text: str) -> dict:
-    """Bytes the page receives for one analysis: the figures' JSON as received and as built in-process."""
+    """Bytes the page receives for one analysis on its Predictions view (the page draws the figures of the tab
+    shown): the figures' JSON as received and as built in-process."""
     from ..analysis.one_pass import analyze
     from ..service.page import build_views
+    from ..ui.analysis_tabs import PREDICTIONS, TAB_FIGURES
 
     reply = _checked(page.analyze(text))
-    views = build_views(analyze(text, lm, top_k=10))
-    built = sum(len(getattr(views, f).to_json()) for f in ("token_strip", "top_k", "sentence_vocab", "loss", "detail"))
+    shown = TAB_FIGURES[PREDICTIONS]
+    views = build_views(analyze(text, lm, top_k=10), figures=shown)
+    built = sum(len(getattr(views, f).to_json()) for f in shown)
     api_bytes = len(json.dumps(api.predict(text, api_name="/analyze"), ensure_ascii=False))
     return {
         "figures_kb": reply.figure_bytes / 1000,

@@ -37,9 +37,10 @@ def vm_hwm(pid: int) -> int | None:
 class Server:
     """`python app.py` in a subprocess on a free loopback port; stopped by its pid, never by name."""
 
-    def __init__(self, model: str, cache: Path, log: Path, models: tuple[str, ...] = ()):
-        """`model` the page's default; `models` what else it offers (VISUALIZER_MODELS), `model` alone by default."""
-        self.port, self.log = free_port(), log
+    def __init__(self, model: str, cache: Path, log: Path, models: tuple[str, ...] = (), root: Path = ROOT):
+        """`model` the page's default; `models` what else it offers (VISUALIZER_MODELS), `model` alone by default;
+        `root` the checkout whose app.py runs (another one: a before/after comparison in one run)."""
+        self.port, self.log, self.root = free_port(), log, root
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -62,7 +63,11 @@ class Server:
         self.started = time.perf_counter()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, str(self.root / "app.py")],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         threading.Thread(target=self._sample, daemon=True).start()
         return self
@@ -143,9 +148,17 @@ class PageClient:
     what the page's JavaScript does, so the bytes counted are the bytes a browser receives.
     """
 
-    def __init__(self, url: str, config: dict | None = None, timeout: float = 300, model: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        config: dict | None = None,
+        timeout: float = 300,
+        model: str | None = None,
+        view: str | None = "Predictions",
+    ):
         """A new page session on the app at `url`; its analyses use `model` (one the app offers), else the page's
-        default."""
+        default. `view`: the tab opened first, as a reader does: the page draws the figures of the tab shown
+        (None: the first tab, the Lesson, where an analysis draws none of them)."""
         import httpx
 
         self.url, self.http = url, httpx.Client(timeout=timeout)
@@ -155,6 +168,27 @@ class PageClient:
         if model is not None:
             self.defaults[model_at] = model
         self.session = uuid.uuid4().hex[:12]
+        if view is not None:
+            self.open_view(view)
+
+    def open_view(self, name: str) -> None:
+        """Select the tab `name` in this session, as a click on it does (the page's `track_tab` event); an app
+        without that event (before it drew only the tab shown) is left as it is."""
+        found = next(
+            (d for d in self.config["dependencies"] if d.get("api_name") == "track_tab" and d.get("targets")), None
+        )
+        if found is None:
+            return
+        tabs = [c for c in self.config["components"] if c.get("props", {}).get("label") == name]
+        index = next((c.get("props", {}).get("id") for c in tabs), None)
+        body = {
+            "data": [],
+            "fn_index": found.get("id"),
+            "trigger_id": found["targets"][0][0],
+            "session_hash": self.session,
+            "event_data": {"index": index, "value": name, "selected": True},
+        }
+        self.http.post(f"{self.url}{self.prefix}/run/predict", json=body).raise_for_status()
 
     def analyze(self, text: str) -> Reply:
         """Run the page's analysis of `text` and wait for its result."""
