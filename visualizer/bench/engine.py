@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +31,7 @@ import torch
 from .engine_server import install_vllm, vllm_serving, vllm_version
 from .in_process import forward_fn
 from .load import load_result, send_requests
-from .measure import paired, ratios, spread, text_of_tokens, texts_of_tokens
+from .measure import paired, ratios, spread, stamp, text_of_tokens, texts_of_tokens
 from .server import PageClient, Server
 
 THREADS = 1
@@ -285,12 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             results = run(args.model, QUICK if args.quick else FULL, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results.update(
-        command="python -m visualizer.bench.engine " + " ".join(argv if argv is not None else sys.argv[1:]),
-        mode="quick" if args.quick else "full",
-        seconds=time.time() - started,
-        date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    )
+    stamp(results, "python -m visualizer.bench.engine", argv, args.quick, started)
     print(table(results))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +149,14 @@ def text_of_tokens(tokenizer, n: int, offset: int = 0) -> str:
 def texts_of_tokens(tokenizer, n: int, count: int) -> list[str]:
     """`count` different texts of `n` tokens each (different places in the corpus)."""
     return [text_of_tokens(tokenizer, n, offset=97 * i) for i in range(count)]
+
+
+def stamp(results: dict, command: str, argv, quick: bool, started: float) -> dict:
+    """Record how a benchmark run was made beside its figures: its command line, plan, duration and date."""
+    results.update(
+        command=f"{command} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        mode="quick" if quick else "full",
+        seconds=time.time() - started,
+        date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    )
+    return results

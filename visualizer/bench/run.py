@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -37,6 +36,7 @@ from .measure import (
     SECTIONS,
     TARGETS,
     Plan,
+    stamp,
     texts_of_tokens,
 )
 from .server import PageClient, Server
@@ -278,12 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run(sections, model, QUICK if args.quick else FULL, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results.update(
-        command="python -m visualizer.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        mode="quick" if args.quick else "full",
-        seconds=time.time() - started,
-        date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    )
+    stamp(results, "python -m visualizer.bench", argv, args.quick, started)
     results["verdicts"] = verdicts(results)
     print(table(results))
     out = Path(args.out)
