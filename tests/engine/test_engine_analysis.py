@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from visualizer.analysis.engine_pass import BOUNDED_TABLE_NOTICE, EXACT_TABLE_MAX_TOKENS, probe_tokens
 from visualizer.analysis.one_pass import analyze
 from visualizer.errors import InputError, ModelLoadError
 from visualizer.model.engine import EngineError, EngineModel
@@ -85,18 +86,33 @@ def test_what_the_engine_cannot_give_is_null_never_made_up(engine):
     assert any("gives no loss of its own" in n for n in contract["notices"])
 
 
-def test_the_table_is_exact_where_the_top_k_holds_a_token_and_bounded_where_not(engine, bundled_lm):
+def test_a_short_texts_table_is_exact_with_cells_outside_the_top_k_asked_for(engine, bundled_lm):
     text = "the cat likes fish and the dog likes bones"
+    served, local = analyze(text, engine, top_k=5), analyze(text, bundled_lm, top_k=5)
+    column_ids = np.array([t.id for t in local.vocab.columns])  # (D,)
+    outside_top_k = ~(column_ids[None, :, None] == local.arrays.top_ids[:, None, :]).any(-1)  # (n-1, D)
+    assert outside_top_k.sum() > 20  # most cells came from the probes, not the first answer
+    assert served.vocab.exact and served.vocab.p_bound is None
+    np.testing.assert_allclose(served.vocab.p_columns, local.vocab.p_columns, atol=LOGP_TOL, rtol=1e-3)
+    np.testing.assert_allclose(served.vocab.p_other, local.vocab.p_other, atol=LOGP_TOL)
+    for row in range(len(served.positions)):
+        assert served.vocab.crude_loss(row) == pytest.approx(local.vocab.crude_loss(row), abs=1e-3)
+    assert not any(n == BOUNDED_TABLE_NOTICE for n in served.notices)
+
+
+def test_a_long_texts_table_is_exact_in_the_top_k_and_bounded_outside_it(engine, bundled_lm):
+    text = TEXTS[1]  # 16 tokens: its unknown cells' prompts hold more than EXACT_TABLE_MAX_TOKENS tokens
     served, local = analyze(text, engine, top_k=5), analyze(text, bundled_lm, top_k=5)
     cells, truth = served.vocab.p_columns, local.vocab.p_columns  # (n-1, D)
     known = ~np.isnan(cells)
-    assert known.any() and (~known).any()
+    assert known.any() and probe_tokens(np.argwhere(~known).tolist()) > EXACT_TABLE_MAX_TOKENS
     np.testing.assert_allclose(cells[known], truth[known], atol=LOGP_TOL)
     bounds = np.broadcast_to(served.vocab.p_bound[:, None], cells.shape)  # (n-1, D)
     assert (truth[~known] <= bounds[~known] + 1e-6).all()  # what an unknown cell says, "at most p_K", holds
     np.testing.assert_allclose(served.vocab.p_bound, local.arrays.top_p[:, -1], atol=LOGP_TOL)
     for row in range(len(served.positions)):  # the walkthrough's crude loss needs no unknown cell
         assert served.vocab.crude_loss(row) == pytest.approx(local.vocab.crude_loss(row), abs=1e-3)
+    assert BOUNDED_TABLE_NOTICE in served.notices
 
 
 def test_every_view_that_needs_only_these_numbers_draws(engine, vllm_server):
@@ -104,7 +120,9 @@ def test_every_view_that_needs_only_these_numbers_draws(engine, vllm_server):
     analysis = run_analysis("the dog likes food", settings, model=vllm_server.entry, top_k=5)
     views = build_views(analysis, classroom=True)
     assert "mean loss over counted positions" in views.summary
-    assert "≤" in json.dumps(views.sentence_vocab.to_plotly_json()["data"][0]["text"], ensure_ascii=False)
+    local = build_views(run_analysis("the dog likes food", settings, model=BUNDLED_MODEL, top_k=5), classroom=True)
+    cells = views.sentence_vocab.to_plotly_json()["data"][0]["text"]
+    assert cells == local.sentence_vocab.to_plotly_json()["data"][0]["text"]  # a short text's table is exact
     assert views.positions["entropy"].isna().all()
     for step in range(1, 7):
         shown = lesson_view(analysis, step, None, True, settings, lambda: engine)

@@ -38,11 +38,15 @@ def test_the_page_analyses_through_the_engine_and_says_what_needs_weights(browse
         if ASSETS.is_dir():
             page.screenshot(path=str(ASSETS / "engine-predictions.png"))
 
+        analyze_text(page, "the dog likes food")  # short: its table is exact
+        wait_for_tick(page, "top-k-heatmap", "the dog likes")
         page.get_by_role("tab", name="Predicted vs true").click()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('#vocab-heatmap text')].some(t => t.textContent.startsWith('≤'))",
+        page.wait_for_function(  # the table's cells, every one known: a short text's table is exact
+            "() => [...document.querySelectorAll('#vocab-heatmap text')].some(t => t.textContent.endsWith('%'))",
             timeout=30_000,
         )
+        cells = page.locator("#vocab-heatmap text").all_text_contents()
+        assert not [c for c in cells if c.startswith("≤") or c == "?"]
 
         page.get_by_role("tab", name="Layers").click()
         page.locator("#lens-button").click()

@@ -2,9 +2,15 @@
 one_pass computes from logits in this process.
 
 For ids of n tokens, one completion request (the ids as the prompt, max_tokens 1, prompt_logprobs K) returns,
-for every position k = 1..n-1, the true token's log p and rank in the whole vocabulary, and the top K. What it
-cannot give stays unknown, never guessed: the entropy (NaN), the model's own loss (None), and the p of a
-sentence token outside the top K (NaN, at most the K-th candidate's p).
+for every position k = 1..n-1, the true token's log p and rank in the whole vocabulary, and the top K.
+
+The walkthrough's table also needs p(w | input_ids[:k]) for every sentence token w, and a w outside the top K is
+not in that answer. For a short text each such cell is asked for exactly, by teacher forcing: the prompt
+input_ids[:k] + [w] with prompt_logprobs 0 gives log p(w) at its last position, and all of them go in one more
+request (prompts that share a prefix; with the server's prefix caching on, they cost little more than their last
+token). Any server answers that, with no full-vocabulary setting. When those prompts would hold more than
+EXACT_TABLE_MAX_TOKENS tokens, an unknown cell stays NaN, at most the K-th candidate's p. What the engine cannot
+give stays unknown, never guessed: the entropy (NaN) and the model's own loss (None).
 Pure: no gradio, no plotly.
 """
 
@@ -19,12 +25,21 @@ from .measured import Measured, Request
 
 ENGINE_NOTICE = (
     "Served by vLLM: the loss shown is the mean of the counted positions' −ln p (the engine gives no loss of its "
-    "own), entropy is not given, and a sentence token outside the top K shows as at most the K-th candidate's p."
+    "own) and entropy is not given."
 )
+BOUNDED_TABLE_NOTICE = (
+    "This text is too long to ask the engine for every cell of the sentence-token table: a sentence token outside "
+    "the top K shows as at most the K-th candidate's p."
+)
+EXACT_TABLE_MAX_TOKENS = 512
+"""The most tokens the prompts asking for table cells outside the top K may hold together (a cell at position k is a
+prompt of k + 1 tokens): 'the dog likes food' needs about 30, a 10-token sentence about 350; on one CPU core without
+prefix caching vLLM reads them at ~300 tokens/s (BENCHMARKS.md), on a GPU in milliseconds."""
 
 
-def measure_engine(lm: EngineModel, request: Request) -> Measured:
-    """The statistics of one text from one completion request with prompt log-probabilities."""
+def measure_engine(lm: EngineModel, request: Request, max_probe_tokens: int = EXACT_TABLE_MAX_TOKENS) -> Measured:
+    """The statistics of one text from one completion request with prompt log-probabilities, and for a short
+    text a second request that fills the table's cells outside the top K."""
     choice = lm.client.completion(request.ids, max_tokens=1, prompt_logprobs=request.top_k, temperature=0.0)
     rows = choice.get("prompt_logprobs")
     if not isinstance(rows, list) or len(rows) != len(request.ids):
@@ -42,7 +57,30 @@ def measure_engine(lm: EngineModel, request: Request) -> Measured:
         "columns_p": torch.tensor([r[4] for r in parsed], dtype=torch.float32),  # (n-1, D), NaN where unknown
         "bound": torch.tensor([r[2][-1] for r in parsed], dtype=torch.float32),  # (n-1,): the K-th candidate's p
     }
+    if _fill_unknown_cells(lm, request.ids, columns, stats["columns_p"], max_probe_tokens):
+        del stats["bound"]  # every cell known: nothing to bound
     return Measured(stats, loss=None)
+
+
+def _fill_unknown_cells(lm: EngineModel, ids: list[int], columns: list[int], cells: torch.Tensor, limit: int) -> bool:
+    """Ask for each NaN cell of `cells` (n-1, D), p(columns[c] | ids[:r+1]), by teacher forcing, when their prompts
+    hold at most `limit` tokens together; fill them in place. Whether every cell is now known."""
+    unknown = torch.isnan(cells).nonzero().tolist()  # [[row, column], ...]
+    if not unknown:
+        return True
+    if probe_tokens(unknown) > limit:
+        return False
+    prompts = [ids[: r + 1] + [columns[c]] for r, c in unknown]
+    choices = lm.client.completions(prompts, max_tokens=1, prompt_logprobs=0, temperature=0.0)
+    for (r, c), choice in zip(unknown, choices):
+        rows = choice.get("prompt_logprobs")
+        if not isinstance(rows, list) or len(rows) != r + 2:
+            raise _malformed("a probe's prompt log-probabilities do not match its prompt")
+        entries = _entries(rows[-1])
+        if columns[c] not in entries:
+            raise _malformed(f"a probe's last token {columns[c]} is missing from its log-probabilities")
+        cells[r, c] = math.exp(entries[columns[c]][0])
+    return True
 
 
 def _row(row: object, target: int, top_k: int, columns: list[int]):
@@ -60,6 +98,11 @@ def _row(row: object, target: int, top_k: int, columns: list[int]):
     top_p = [math.exp(lp) for lp, _ in top]
     by_id = {tid: math.exp(lp) for tid, (lp, _) in entries.items()}
     return target_logp, target_rank, top_p, [tid for _, tid in top], [by_id.get(c, math.nan) for c in columns]
+
+
+def probe_tokens(cells: list[list[int]]) -> int:
+    """How many tokens the prompts asking for these [row, column] cells hold: row r's prompt is ids[:r+1] + [w]."""
+    return sum(r + 2 for r, _ in cells)
 
 
 def _entries(row: object) -> dict[int, tuple[float, int]]:

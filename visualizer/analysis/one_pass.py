@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..model.engine import EngineModel
 from ..model.loading import AnyModel, LoadedModel
 from ..model.tokens import TokenDecoder
-from .engine_pass import ENGINE_NOTICE, measure_engine
+from .engine_pass import BOUNDED_TABLE_NOTICE, ENGINE_NOTICE, measure_engine
 from .measured import Measured, Request
 
 # The result's types live in result.py; importable from here too, as they always were.
@@ -225,6 +225,8 @@ def analyze_ids(
     if isinstance(lm, EngineModel):
         result.backend = lm.backend
         result.notices.append(ENGINE_NOTICE)
+        if not vocab.exact:
+            result.notices.append(BOUNDED_TABLE_NOTICE)
     return result
 
 

@@ -7,7 +7,9 @@ The model (the bundled one by default) is exported as a standard checkpoint and 
 a text of 16, 256 and 1024 tokens through the engine and in this process, timed in the same repeats with the
 order rotating (the bare forward pass here beside them, for scale); the median seconds of each and the median
 of the repeat-by-repeat ratios engine / in-process, and, as a sanity check, the largest difference of their
-loss and of a position's log p. Each side computes on one thread (THREADS: vLLM's CPU worker takes one core).
+loss and of a position's log p. The exact walkthrough table's extra request: the engine's measurement of the
+shortest text with its cells outside the top K asked for, and without. Each side computes on one thread
+(THREADS: vLLM's CPU worker takes one core).
 Load: `python app.py` offering both (`VISUALIZER_MODELS`), one page client alone, then 16 at once, each sending
 analyses back to back, on the engine model and on the in-process model in halves run A B B A; requests per
 second, p50, p95, and the ratios engine / in-process throughput and p95 with 16 clients / a lone client's p50.
@@ -89,6 +91,30 @@ def bench_analysis(local, engine, plan: EnginePlan) -> dict:
             "logp_max_abs_diff": float(abs(served.arrays.logp - here.arrays.logp).max()),
         }
     return out
+
+
+def bench_table_probes(engine, plan: EnginePlan) -> dict:
+    """What the exact walkthrough table costs through the engine on the shortest text: its engine measurement with
+    the cells outside the top K asked for (one more request) and without (those cells left bounded), paired."""
+    from ..analysis.engine_pass import measure_engine, probe_tokens
+    from ..analysis.measured import Request
+
+    ids = engine.tokenizer(text_of_tokens(engine.tokenizer, plan.lengths[0]), add_special_tokens=False)["input_ids"]
+    request = Request(ids, ids, 10)
+    unknown = torch.isnan(measure_engine(engine, request, 0).stats["columns_p"]).nonzero().tolist()  # [[r, c], ...]
+    fns = {  # the table exact whatever its size, and bounded
+        "exact": lambda: measure_engine(engine, request, max_probe_tokens=10**9),
+        "bounded": lambda: measure_engine(engine, request, 0),
+    }
+    t = paired(fns, plan.repeats[0])
+    return {
+        "tokens": len(ids),
+        "probes": len(unknown),
+        "probe_tokens": probe_tokens(unknown),
+        "exact_s": spread(t["exact"]),
+        "bounded_s": spread(t["bounded"]),
+        "ratio": spread(ratios(t["exact"], t["bounded"])),
+    }
 
 
 def bench_load(model: str, entry: str, tokenizer, plan: EnginePlan, workdir: Path) -> dict:
@@ -192,6 +218,16 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                 f"engine / it {num(r['engine_over_forward']['median'], 'x', 2)}",
             )
         )
+    probes = results.get("table_probes") or {}
+    if "ratio" in probes:
+        out.append(
+            (
+                f"  {probes['tokens']} tokens: exact table ({probes['probe_tokens']} probe tokens) / bounded",
+                f"{num(probes['exact_s']['median'])} / {num(probes['bounded_s']['median'])}",
+                "",
+                num(probes["ratio"]["median"], "x", 2),
+            )
+        )
     diffs = [(r["loss_abs_diff"], r["logp_max_abs_diff"]) for r in analysis.values()]
     if diffs:
         worst = f"{max(d for d, _ in diffs):.1e} (log p {max(d for _, d in diffs):.1e})"
@@ -235,7 +271,7 @@ def table(results: dict) -> str:
     lines += [f"{a:<48} {b:>18} {c:>11} {d:>24}" for a, b, c, d in rows(results)]
     lines += [
         f"{name}: FAILED: {results[name]['error']}"
-        for name in ("analysis", "load")
+        for name in ("analysis", "table_probes", "load")
         if "error" in (results.get(name) or {})
     ]
     return "\n".join(lines)
@@ -259,6 +295,7 @@ def run(model: str, plan: EnginePlan, workdir: Path) -> dict:
             results["engine_entry"], results["server_start_s"] = server.entry, server.timings["start"]
             engine = load_model(server.entry)
             _section(results, "analysis", lambda: bench_analysis(local, engine, plan))
+            _section(results, "table_probes", lambda: bench_table_probes(engine, plan))
             _section(results, "load", lambda: bench_load(model, server.entry, local.tokenizer, plan, workdir))
             engine.client.close()
     finally:

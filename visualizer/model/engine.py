@@ -115,11 +115,20 @@ class EngineClient:
 
     def completion(self, prompt: list[int], **options) -> dict:
         """POST /v1/completions with token ids as the prompt: its first choice."""
-        body = {"model": self.entry.served_name, "prompt": prompt, **options}
+        return self.completions([prompt], **options)[0]
+
+    def completions(self, prompts: list[list[int]], **options) -> list[dict]:
+        """POST /v1/completions with several token-id prompts in one request: one choice per prompt, in order."""
+        body = {"model": self.entry.served_name, "prompt": prompts, **options}
         choices = self._call("POST", "/v1/completions", body).get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise self._malformed("/v1/completions gave no choice")
-        return choices[0]
+        if not isinstance(choices, list) or len(choices) != len(prompts):
+            raise self._malformed(f"/v1/completions gave no choice for each of its {len(prompts)} prompts")
+        if not all(isinstance(c, dict) and isinstance(c.get("index", 0), int) for c in choices):
+            raise self._malformed("/v1/completions gave a choice that is not an object")
+        ordered = sorted(choices, key=lambda c: c.get("index", 0))
+        if [c.get("index", i) for i, c in enumerate(ordered)] != list(range(len(prompts))):
+            raise self._malformed("/v1/completions numbered its choices out of range")
+        return ordered
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         """One API call as a JSON object, with bounded retries; every failure an EngineError sentence."""
