@@ -16,7 +16,7 @@ from tests.training_data import (
     trl_trainer,
 )
 from visualizer.analysis.data_rows import counted_positions
-from visualizer.analysis.trainer_labels import LabelOptions, TrainerLabels, conversation_labels
+from visualizer.analysis.trainer_labels import LabelOptions, TrainerLabels, chunk_bounds, conversation_labels
 from visualizer.errors import InputError
 
 DATA = {
@@ -139,6 +139,21 @@ def test_chunks_label_as_the_whole(tokenizer):
     dataset = Dataset.from_list(MESSAGES)
     whole = trainer.label_rows(dataset)
     assert [r for chunk in trainer.label_chunks(dataset, chunk=3) for r in chunk] == whole
+
+
+def test_a_scan_labels_a_few_rows_first_then_larger_chunks_and_packing_in_trls_bins():
+    assert chunk_bounds(600, packing=False) == [(0, 16), (16, 266), (266, 516), (516, 600)]
+    assert chunk_bounds(10, packing=False) == [(0, 10)]
+    assert chunk_bounds(2500, packing=True) == [(0, 1000), (1000, 2000), (2000, 2500)]
+    assert chunk_bounds(0, packing=False) == []
+
+
+def test_default_chunks_label_as_the_whole(tokenizer):
+    trainer = TrainerLabels(tokenizer, LabelOptions("all", 60), True)
+    dataset = Dataset.from_list(MESSAGES * 5)  # 20 rows: a first chunk of FIRST_ROWS, then the rest
+    chunks = list(trainer.label_chunks(dataset))
+    assert [len(c) for c in chunks] == [16, 4]
+    assert [r for chunk in chunks for r in chunk] == trainer.label_rows(dataset)
 
 
 def test_packed_chunks_number_their_packs_on(tokenizer):

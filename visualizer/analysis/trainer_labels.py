@@ -33,6 +33,10 @@ ROW_TOKENS = "__visualizer_row_tokens__"
 """The same per token, for packing (pack_dataset packs every column alike)."""
 PACK_ROWS = 1000
 """Rows `pack_dataset` bins together: its `map(batched=True)` batch, so packing chunk by chunk is TRL's packing."""
+FIRST_ROWS = 16
+"""Without packing, the rows TRL labels before the first forward pass: the table's first rows wait for no more."""
+LABEL_ROWS = 250
+"""Without packing, the rows TRL labels at a time after the first FIRST_ROWS."""
 NO_MASKS = (
     "This chat template has no {% generation %} markers, so it cannot say which tokens are the assistant's, and "
     "TRL has no training template for it"
@@ -100,6 +104,17 @@ class LabeledRow:
     """With packing: where the row's tokens start in that sequence."""
 
 
+def chunk_bounds(rows: int, packing: bool) -> list[tuple[int, int]]:
+    """[start, end) of each chunk `label_chunks` labels at once: PACK_ROWS each with packing, else FIRST_ROWS, then
+    LABEL_ROWS each. Example: (600, False) -> [(0, 16), (16, 266), (266, 516), (516, 600)]."""
+    bounds, start = [], 0
+    while start < rows:
+        size = PACK_ROWS if packing else FIRST_ROWS if start == 0 else LABEL_ROWS
+        bounds.append((start, min(start + size, rows)))
+        start += size
+    return bounds
+
+
 @dataclass
 class TrainerLabels:
     """TRL's dataset preparation for one tokenizer and options, ready to label rows."""
@@ -133,11 +148,18 @@ class TrainerLabels:
         kept = dict(zip(cut[ROW], zip(cut["input_ids"], cut["labels"])))
         return [self._cut_row(r, i, lab, kept.get(r)) for r, i, lab in zip(rows, ids, labels)]
 
-    def label_chunks(self, dataset, chunk: int = PACK_ROWS) -> Iterator[list[LabeledRow]]:
-        """`label_rows` over a whole dataset, PACK_ROWS rows at a time (pack numbers running on)."""
-        packs = 0
-        for start in range(0, len(dataset), chunk):
-            rows = self.label_rows(dataset.select(range(start, min(start + chunk, len(dataset)))), start)
+    def label_chunks(self, dataset, chunk: int | None = None) -> Iterator[list[LabeledRow]]:
+        """`label_rows` over a whole dataset, chunk by chunk (pack numbers running on): `chunk` rows at a time, or by
+        default PACK_ROWS when packing (TRL bins that many together), else FIRST_ROWS first, so that a table's first
+        rows come at once, then LABEL_ROWS at a time (without packing, TRL labels each row on its own)."""
+        n, packs = len(dataset), 0
+        bounds = (
+            chunk_bounds(n, self.options.packing)
+            if chunk is None
+            else [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+        )
+        for start, end in bounds:
+            rows = self.label_rows(dataset.select(range(start, end)), start)
             for row in rows:
                 row.pack = None if row.pack is None else row.pack + packs
             packs = max((r.pack + 1 for r in rows if r.pack is not None), default=packs)

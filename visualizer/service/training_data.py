@@ -65,8 +65,8 @@ class Scan:
 
 def scan_file(data: DataFile, lm: AnyModel, options: LabelOptions, settings: Settings) -> Scan:
     """Start scanning every row of `data`: TRL's refusals are raised here, at once; the rows come as they are done
-    (TRL labels PACK_ROWS rows at a time, then padded batches of at most VISUALIZER_BATCH_TOKENS go through the
-    model)."""
+    (TRL labels them chunk by chunk, a few first: `label_chunks`; then padded batches of at most
+    VISUALIZER_BATCH_TOKENS go through the model)."""
     weights = with_weights(lm, "Checking a data file's rows")
     trainer = trainer_for(data, lm, options)
     return Scan(_scan_rows(data, weights, options, settings, trainer), len(data), list(trainer.notices))
