@@ -294,6 +294,9 @@ class Analysis:
     top_k: int = 10
     notices: list[str] = field(default_factory=list)
     """Things the user should know (truncation, nothing counted)."""
+    source: str = "text"
+    """Where the tokens came from: 'text' (a text, tokenized), or from the Your data tab 'a conversation' or
+    'data row N' (a chat template's tokens and a trainer's labels, which Compare reads as they are)."""
     backend: str = "transformers"
     """Who ran the forward pass: 'transformers' in this process, or 'vllm' (an engine: no loss of its own, no
     entropy, and the walkthrough's table exact only where the top K held the sentence's tokens)."""

@@ -138,6 +138,7 @@ def analyze_row(
     if cut:
         result.notices.append(f"The row was cut to its first {len(ids)} tokens for this analysis.")
     result.notices += trainer.notices + _warnings(data, labeled, options, lm, trainer)
+    result.source = f"data row {index}"
     roles = None
     if data.conversational:
         messages = conversation_of(row, data.format)
@@ -165,6 +166,7 @@ def analyze_chat(messages, lm: AnyModel, settings: Settings, preset: str = "all"
     ids, labels, cut = _within_limit(lm, labeled, settings)
     result = analyze_ids(lm, ids, labels, text=chat.text, top_k=top_k, truncated=cut)
     result.notices += chat.notices
+    result.source = "a conversation"
     return LabeledAnalysis(result, options.preset, chat.roles[: len(ids)])
 
 

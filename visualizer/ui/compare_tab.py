@@ -10,6 +10,7 @@ import gradio as gr
 from ..service import compare as service_compare
 from ..service import labels
 from ..service import page as service
+from ..service.compare_tokens import compare_on_tokens
 from ..service.models import TRAINED_CHOICE
 from ..settings import Settings
 from .shared import RELAYOUT_JS, session_id
@@ -35,9 +36,13 @@ def make_compare_handlers(settings: Settings) -> SimpleNamespace:
         request: gr.Request = None,
     ):
         """Two models on the text with the page's masking (picks made on the page's model, carried over by
-        their characters), lined up; then the chosen view of both."""
+        their characters), lined up; or, when the page shows a conversation or a data row, on its tokens and
+        labels as they are. Then the chosen view of both."""
         try:
             session, page_model = session_id(request), model or model_a
+            if getattr(held, "source", "text") != "text":
+                compared = compare_on_tokens(held, settings, model_a, model_b, session, top_k)
+                return [compared, compared.note, *compared_outputs(compared, view, classroom)]
             mask = labels.page_mask(held, text, settings, page_model, bos, session, mask_mode, mask_n, marker, picked)
             compared = service_compare.compare_analyses(
                 text, settings, model_a, model_b, session, top_k, bos, mask, page_model
@@ -86,7 +91,7 @@ def build_compare_tab(c: SimpleNamespace, settings: Settings) -> None:
     with gr.Row():
         c.model_a = gr.Dropdown(list(settings.models), value=settings.model, label="Model A", elem_id="compare-a")
         c.model_b = gr.Dropdown(list(settings.models), value=settings.models[-1], label="Model B", elem_id="compare-b")
-        c.compare = gr.Button("Compare on the text", variant="primary", elem_id="compare-run")
+        c.compare = gr.Button("Compare", variant="primary", elem_id="compare-run")
     c.view = gr.Radio(
         list(service_compare.COMPARE_VIEWS), value="loss per position", label="View", elem_id="compare-view"
     )
@@ -94,7 +99,9 @@ def build_compare_tab(c: SimpleNamespace, settings: Settings) -> None:
         choices=[], label="Position (a row of both models)", visible=False, elem_id="compare-position"
     )
     c.compare_note = gr.Markdown(
-        f"With only one model installed, train a copy first: it appears as '{TRAINED_CHOICE}'.", elem_id="compare-note"
+        "Compares on the page's text, or on the conversation or data row the page shows (Your data). "
+        f"With only one model installed, train a copy first: it appears as '{TRAINED_CHOICE}'.",
+        elem_id="compare-note",
     )
     with gr.Row(elem_id="compare-pair"):
         for side in "ab":
