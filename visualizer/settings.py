@@ -85,6 +85,11 @@ class Settings:
         "Largest fine-tuning data file read (JSONL, JSON, CSV or Parquet), in megabytes.", default=50
     )
     max_data_rows: int = _help("Most rows a fine-tuning data file may hold.", default=10_000)
+    hub_datasets: bool = _help(
+        "Offer reading fine-tuning data from a Hub dataset id and split (on by default on a Hugging Face Space, "
+        "where SPACE_ID is set; needs the hub reachable).",
+        default=False,
+    )
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -100,6 +105,8 @@ class Settings:
             raw = env.get(f"VISUALIZER_{f.name.upper()}")
             if raw and f.name not in ("model", "models"):
                 updates[f.name] = _parse(raw, f.name, type(f.default))
+        if env.get("SPACE_ID") and not env.get("VISUALIZER_HUB_DATASETS"):
+            updates["hub_datasets"] = True  # a Space reaches the hub
         settings = replace(cls(), **updates)
         if settings.model not in settings.models:
             settings = replace(settings, models=(settings.model, *settings.models))

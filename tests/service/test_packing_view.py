@@ -59,3 +59,20 @@ def test_refusals(lm, data):
         pack_view(data, 99, lm, td.label_options("all", 48, packing=True))
     with pytest.raises(InputError, match="whole number"):
         pack_view(data, -1, lm, td.label_options("all", 48, packing=True))
+
+
+def test_the_data_tabs_packing_panel_draws_what_the_service_gives(lm, data, tiny_llama_dir):
+    from visualizer.ui.data_tab import make_data_handlers
+
+    handlers = make_data_handlers(Settings(model=tiny_llama_dir, models=(tiny_llama_dir,)))
+    figure, table, note = handlers.packing(data, tiny_llama_dir, "all", 48, True, 0, False)
+    view = pack_view(data, 0, lm, td.label_options("all", 48, packing=True))
+    assert table.equals(view.table.round(4)) and figure.layout.meta["alt"] == view.figure.layout.meta["alt"]
+    assert note.startswith(f"Packed sequence 0 of {view.packs} (0 to {view.packs - 1}): rows 0, 1")
+    for args, message in [
+        ((None, tiny_llama_dir, "all", 48, True, 0, False), "⚠ Scan a data file first"),
+        ((data, tiny_llama_dir, "all", 48, False, 0, False), "⚠ The packing view needs packing turned on"),
+        ((data, tiny_llama_dir, "all", 48, True, 99, False), "⚠ Packed sequence 99 is past the end"),
+    ]:
+        figure, table, note = handlers.packing(*args)
+        assert figure is None and table.empty and note.startswith(message)

@@ -90,6 +90,46 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
     page.get_by_role("tab", name="Loss").click()
     wait_for_tick(page, "loss-bars", "Paris")
 
+    page.get_by_role("tab", name="Compare").click()  # Compare reads the row's tokens and labels, not the text box
+    page.locator("#compare-run").click()
+    page.wait_for_function(
+        "() => document.querySelector('#compare-note')?.textContent.includes('tokens of data row 0')", timeout=60_000
+    )
+    wait_for_tick(page, "compare-plot-a", "Paris")
+
+
+def test_packing_shows_where_each_example_sits_and_what_seeing_the_others_costs(page, server, tmp_path):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    data = tmp_path / "text.jsonl"
+    data.write_text("".join(json.dumps({"text": r["prompt"] + r["completion"]}) + "\n" for r in ROWS))
+    _open_data_tab(page, server)
+    page.locator("#data-file input[type=file]").set_input_files(str(data))
+    page.locator("#data-max-length input").fill("32")
+    page.locator("#data-packing input").check()
+    page.locator("#scan-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#data-note textarea')?.value.startsWith('4 of 4 rows')", timeout=120_000
+    )
+    page.get_by_text("Packing: each example's loss").click()
+    page.locator("#pack-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#pack-note textarea')?.value.startsWith('Packed sequence 0 of ')",
+        timeout=120_000,
+    )
+    page.wait_for_function("() => document.querySelector('#pack-plot .main-svg')", timeout=30_000)
+    page.wait_for_function(  # the figure's text alternative: each example's two losses
+        "() => (document.querySelector('#pack-plot .js-plotly-plot')?.getAttribute('aria-label') || '')"
+        ".startsWith('packed sequence 0, mean −ln p per example: row ')",
+        timeout=30_000,
+    )
+    assert page.locator("#pack-plot b, #pack-table b").count() == 0  # typed markup is shown as text
+    table = page.locator("#pack-table").inner_text()
+    assert "loss together" in table and "loss apart" in table
+    page.locator("#pack-plot").scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "packing.png"))
+    if ASSETS.is_dir():
+        page.screenshot(path=str(ASSETS / "data-packing.png"))
+
 
 def test_a_malformed_file_is_one_sentence_naming_its_line(page, server, tmp_path):
     broken = tmp_path / "broken.jsonl"

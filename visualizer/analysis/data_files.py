@@ -63,13 +63,19 @@ def read_data_file(path: str | Path, max_bytes: int, max_rows: int) -> DataFile:
     dataset = _load(builder, path)
     if len(dataset) > max_rows:
         raise InputError(f"{path.name} has {len(dataset):,} rows; the limit is {max_rows:,}.")
+    return data_file_of(dataset, str(path), path.name)
+
+
+def data_file_of(dataset, source: str, name: str) -> DataFile:
+    """A `datasets.Dataset` read from `source` (called `name` in messages) as a DataFile: its format found and each
+    row checked, else an InputError of one sentence."""
     if len(dataset) == 0:
-        raise InputError(f"{path.name} holds no rows.")
+        raise InputError(f"{name} holds no rows.")
     kind = data_format(dataset.column_names)
     conversational = kind == "messages" or isinstance(dataset[0][_first_column(kind)], list)
     for index in range(len(dataset)):
         check_row(dataset[index], kind, conversational, index)
-    return DataFile(str(path), dataset, kind, conversational)
+    return DataFile(source, dataset, kind, conversational)
 
 
 def _builder(path: Path) -> str:

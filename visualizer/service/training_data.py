@@ -20,6 +20,7 @@ from ..analysis.data_rows import (
     row_warnings,
     template_kwargs,
 )
+from ..analysis.hub_data import read_hub_dataset
 from ..analysis.one_pass import analyze_ids, token_limit
 from ..analysis.trainer_labels import PACK_ROWS, PRESETS, LabeledRow, LabelOptions, TrainerLabels
 from ..errors import InputError
@@ -44,6 +45,14 @@ def label_options(preset: str = "all", max_length=TRL_MAX_LENGTH, packing: bool 
 def open_data(path: str | Path, settings: Settings) -> DataFile:
     """The data file read within the settings' limits (VISUALIZER_MAX_DATA_MB, VISUALIZER_MAX_DATA_ROWS)."""
     return read_data_file(path, settings.max_data_mb * 1_000_000, settings.max_data_rows)
+
+
+def open_hub_data(dataset_id: str, split: str, settings: Settings) -> DataFile:
+    """A Hub dataset's split read within the same limits, where the settings offer Hub datasets
+    (VISUALIZER_HUB_DATASETS, on by default on a Space)."""
+    return read_hub_dataset(
+        dataset_id, split, settings.max_data_mb * 1_000_000, settings.max_data_rows, settings.hub_datasets
+    )
 
 
 def trainer_for(data: DataFile, lm: AnyModel, options: LabelOptions) -> TrainerLabels:

@@ -1,8 +1,9 @@
 """The "Your data" tab: a conversation typed row by row, or a fine-tuning file, with the labels TRL makes.
 
 A conversation is rendered with the model's own chat template; each token shows its role and whether it counts.
-A file's rows fill a table as they are scanned (progress on the way); choosing a row shows its tokens the same
-way. Either one becomes the page's analysis, so Predictions, Loss, the Lesson and the other views show it.
+A file's (or, on a Space, a Hub dataset's) rows fill a table as they are scanned (progress on the way); choosing a
+row shows its tokens the same way. Either one becomes the page's analysis, so Predictions, Loss, the Lesson, Compare
+and the other views show it. With packing on, a packed sequence's examples are compared seeing each other and apart.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
+from ..errors import InputError
 from ..service import page as service
 from ..service import training_data as data_service
+from ..service.packing import pack_view
 from ..settings import Settings
 from ..views.data_report import ROW_COLUMNS, rows_table
+from ..views.packing_figures import EXAMPLE_COLUMNS
 
 CHAT_COLUMNS = ["role", "content"]
 EXAMPLE_CHAT = [
@@ -59,10 +63,18 @@ def make_data_handlers(settings: Settings) -> SimpleNamespace:
             return gr.skip(), None, f"⚠ {service.user_message(err)}", gr.skip()
         return labeled.analysis, token_spans(labeled), _note(labeled), _note(labeled)
 
-    def scan(upload, model, preset, max_length, packing, progress=gr.Progress()):
-        """The file's rows table, filled as rows are done (a generator: each yield updates the page)."""
+    def scan(upload, model, preset, max_length, packing, hub_id="", hub_split="train", progress=gr.Progress()):
+        """The file's (or the Hub dataset's) rows table, filled as rows are done (a generator: each yield updates
+        the page)."""
         try:
-            data = data_service.open_data(upload, settings)
+            if upload is None and str(hub_id or "").strip():
+                data = data_service.open_hub_data(hub_id, hub_split, settings)
+            elif upload is None:
+                raise InputError(
+                    "Choose a data file first" + (", or name a Hub dataset." if settings.hub_datasets else ".")
+                )
+            else:
+                data = data_service.open_data(upload, settings)
             lm = service.get_model(model or settings.model, settings)
             options = data_service.label_options(preset, max_length, packing)
             started = data_service.scan_file(data, lm, options, settings)
@@ -92,6 +104,22 @@ def make_data_handlers(settings: Settings) -> SimpleNamespace:
             return gr.skip(), None, f"⚠ {service.user_message(err)}", gr.skip()
         return labeled.analysis, token_spans(labeled), _note(labeled), _note(labeled)
 
+    def packing(data, model, preset, max_length, packing, pack, classroom):
+        """(figure, examples table, note) of one packed sequence of the scanned file: two real forward passes."""
+        try:
+            if data is None:
+                raise InputError("Scan a data file first, with packing on: the packed sequences are its rows.")
+            lm = service.get_model(model or settings.model, settings)
+            options = data_service.label_options(preset, max_length, packing)
+            view = pack_view(data, pack, lm, options, classroom=bool(classroom))
+        except Exception as err:  # noqa: BLE001
+            return None, pd.DataFrame(columns=EXAMPLE_COLUMNS), f"⚠ {service.user_message(err)}"
+        seq = view.comparison.sequence
+        head = (
+            f"Packed sequence {seq.pack} of {view.packs} (0 to {view.packs - 1}): rows {', '.join(map(str, seq.rows))}."
+        )
+        return view.figure, view.table.round(4), " ".join([head, *view.notices])
+
     def chat_api(messages: list, model: str = settings.model, preset: str = "all", top_k: int = settings.top_k):
         """API: one conversation through the model's chat template with TRL's labels: the JSON contract plus each
         token's role."""
@@ -101,7 +129,7 @@ def make_data_handlers(settings: Settings) -> SimpleNamespace:
         except Exception as err:  # noqa: BLE001
             raise gr.Error(service.user_message(err)) from None
 
-    return SimpleNamespace(chat=chat, scan=scan, open_row=open_row, chat_api=chat_api)
+    return SimpleNamespace(chat=chat, scan=scan, open_row=open_row, packing=packing, chat_api=chat_api)
 
 
 def _note(labeled) -> str:
@@ -140,6 +168,9 @@ def build_data_tab(settings: Settings) -> SimpleNamespace:
                 "**A fine-tuning file**: JSONL, JSON, CSV or Parquet; `messages`, `prompt` + `completion` or `text`."
             )
             c.upload = gr.File(label="Data file", file_types=FILE_TYPES, type="filepath", elem_id="data-file")
+            with gr.Row(visible=settings.hub_datasets):  # a Space: a Hub dataset instead of a file
+                c.hub_id = gr.Textbox(label="or a Hub dataset (owner/name)", scale=3, elem_id="hub-dataset")
+                c.hub_split = gr.Textbox("train", label="split", scale=1, elem_id="hub-split")
             with gr.Row():
                 c.preset = gr.Dropdown(FILE_PRESETS, value="all", label="Preset (TRL)", elem_id="data-preset")
                 c.max_length = gr.Number(1024, precision=0, label="max_length (0: none)", elem_id="data-max-length")
@@ -153,13 +184,20 @@ def build_data_tab(settings: Settings) -> SimpleNamespace:
             c.rows = gr.Dataframe(
                 headers=list(ROW_COLUMNS), interactive=False, wrap=True, label="Rows (choose one)", elem_id="data-rows"
             )
+    with gr.Accordion("Packing: each example's loss seeing the others and kept apart", open=False):
+        with gr.Row():
+            c.pack = gr.Number(0, precision=0, minimum=0, label="Packed sequence", elem_id="pack-index")
+            c.pack_button = gr.Button("Compare packed examples", elem_id="pack-button")
+        c.pack_note = gr.Textbox(label="Packed sequence", interactive=False, lines=1, elem_id="pack-note")
+        c.pack_plot = gr.Plot(show_label=False, elem_id="pack-plot")
+        c.pack_table = gr.Dataframe(headers=list(EXAMPLE_COLUMNS), interactive=False, elem_id="pack-table")
     c.data_state = gr.State(None)
     return c
 
 
-def wire_data_tab(h: SimpleNamespace, c: SimpleNamespace, state, summary, model, top_k) -> None:
+def wire_data_tab(h: SimpleNamespace, c: SimpleNamespace, state, summary, model, top_k, classroom) -> None:
     """Events: a conversation or a chosen row becomes the page's analysis (its views draw from it as they open, and
-    its loss line goes to the page's loss box); a scan streams the rows table."""
+    its loss line goes to the page's loss box); a scan streams the rows table; a packed sequence draws on request."""
     c.chat_button.click(
         h.chat,
         [c.chat_table, model, c.chat_preset, top_k],
@@ -169,7 +207,7 @@ def wire_data_tab(h: SimpleNamespace, c: SimpleNamespace, state, summary, model,
     )
     c.scan_button.click(
         h.scan,
-        [c.upload, model, c.preset, c.max_length, c.packing],
+        [c.upload, model, c.preset, c.max_length, c.packing, c.hub_id, c.hub_split],
         [c.data_state, c.rows, c.note],
         api_visibility="private",
         concurrency_id="views",
@@ -178,6 +216,13 @@ def wire_data_tab(h: SimpleNamespace, c: SimpleNamespace, state, summary, model,
         h.open_row,
         [c.data_state, model, c.preset, c.max_length, c.packing, top_k],
         [state, c.tokens, c.note, summary],
+        api_visibility="private",
+        concurrency_id="views",
+    )
+    c.pack_button.click(
+        h.packing,
+        [c.data_state, model, c.preset, c.max_length, c.packing, c.pack, classroom],
+        [c.pack_plot, c.pack_table, c.pack_note],
         api_visibility="private",
         concurrency_id="views",
     )

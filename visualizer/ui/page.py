@@ -144,7 +144,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         label_handlers = make_label_handlers(settings)
         wire_label_tabs(label_handlers, labels_c, shared, mask_inputs, settings)
         wire_compare_tab(make_compare_handlers(settings), labels_c, shared, mask_inputs)
-        wire_data_tab(make_data_handlers(settings), data_c, state, summary, model, top_k)
+        wire_data_tab(make_data_handlers(settings), data_c, state, summary, model, top_k, classroom)
         demo.unload(label_handlers.release)
         demo.load(page.from_url, None, [text, classroom], api_visibility="private", queue=False).then(
             page.analyze_page, inputs, outputs, **main
