@@ -131,18 +131,20 @@ def prompt_boundary_warnings(trainer, row: dict, conversational: bool) -> list[s
 
 
 def batched_losses(
-    lm: LoadedModel, rows: Sequence[tuple[list[int], list[int]]], batch_tokens: int
+    lm: LoadedModel, rows: Sequence[tuple[list[int], list[int]]], batch_tokens: int, first_tokens: int | None = None
 ) -> Iterator[float | None]:
     """Each (ids, labels) row's mean loss over its counted positions, in order, from padded forward passes of
-    at most `batch_tokens` padded tokens (a longer row runs alone); a row is cut to the model's context."""
+    at most `batch_tokens` padded tokens (a longer row runs alone), the first of at most `first_tokens` when given
+    (so that a table's first rows need not wait for a full batch); a row is cut to the model's context."""
     context = lm.max_context
     group: list[Request] = []
+    budget = min(first_tokens or batch_tokens, batch_tokens)
     for ids, labels in rows:
         request = Request(list(ids[:context]), list(labels[:context]), 1)
         longest = max([len(request.ids), *(len(r.ids) for r in group)])
-        if group and longest * (len(group) + 1) > batch_tokens:
+        if group and longest * (len(group) + 1) > budget:
             yield from _group_losses(lm, group)
-            group = []
+            group, budget = [], batch_tokens
         group.append(request)
     yield from _group_losses(lm, group)
 

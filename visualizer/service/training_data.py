@@ -28,6 +28,9 @@ from ..model.loading import AnyModel, with_weights
 from ..settings import Settings
 from .inputs import whole_number
 
+FIRST_BATCH_TOKENS = 128
+"""A scan's first forward pass reads at most this many padded tokens (a row or a few), so the table's first rows
+come before a full batch of VISUALIZER_BATCH_TOKENS is done."""
 TRL_MAX_LENGTH = 1024
 """SFTConfig's default max_length in trl 1.16: what a trainer left at its defaults cuts rows to."""
 
@@ -83,8 +86,9 @@ def scan_file(data: DataFile, lm: AnyModel, options: LabelOptions, settings: Set
 
 def _scan_rows(data: DataFile, lm, options: LabelOptions, settings: Settings, trainer) -> Iterator[RowReport]:
     """Each chunk's TRL labels, then its rows' losses in padded batches and their warnings, row by row."""
-    for chunk in trainer.label_chunks(data.dataset):
-        losses = batched_losses(lm, [(r.input_ids, r.labels) for r in chunk], settings.batch_tokens)
+    for number, chunk in enumerate(trainer.label_chunks(data.dataset)):
+        first = FIRST_BATCH_TOKENS if number == 0 else None
+        losses = batched_losses(lm, [(r.input_ids, r.labels) for r in chunk], settings.batch_tokens, first)
         for labeled, loss in zip(chunk, losses):
             yield row_report(labeled, loss, _warnings(data, labeled, options, lm, trainer))
 
