@@ -36,9 +36,10 @@ def test_the_report_gives_both_views_and_the_ratio_to_the_checkout_compared():
         "against": {"root": "/old", **side(0.8, "def5678", 250)},
     }
     text = bench.report(result)
-    assert "this checkout (abc1234), 200 ms pause: p50 0.400 s" in text
+    assert "this checkout (abc1234), 200 ms pause: token strip p50 0.400 s" in text
     assert "every view opened: p50 0.800 s" in text
-    assert "against /old (def5678), 250 ms pause: p50 0.800 s" in text
+    assert "against /old (def5678), 250 ms pause: token strip p50 0.800 s" in text
+    assert "top-K heatmap" not in text  # a result without the heatmap's times (older runs) reads as before
     assert "this / against, p50 alone: 0.50" in text and "this / against, p50 every view opened: 0.50" in text
     assert "typed, 150 ms a key" in text and "2.00" in text  # the CPU seconds as a multiple of the pasted text's
 
@@ -60,3 +61,9 @@ def test_a_checkout_without_app_py_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--against", str(tmp_path)])
     assert "has no app.py" in capsys.readouterr().err
+
+
+def test_the_report_gives_the_heatmap_drawn_after_the_strip():
+    heat = {"min": 0.5, "max": 0.9, "p50": 0.6, "p95": 0.8}
+    text = bench.report({"model": "m", "tokens": 16, **side(0.4), "heatmap_latency_s": heat, "load": LOAD})
+    assert "token strip p50 0.400 s" in text and "top-K heatmap p50 0.600 s, p95 0.800 s" in text

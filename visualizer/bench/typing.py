@@ -5,7 +5,8 @@
 Latency: a 16-token text is put in the box less its last character; once the page shows that text's
 tokens, the last character is typed, and the clock (the page's own `performance.now()`) runs from that
 keydown until the token strip shows the tokens of the whole text: the pause before an analysis starts
-(`LIVE_DELAY_MS`), the request, the forward pass, the drawing and the transfer together. Measured on the
+(`LIVE_DELAY_MS`), the request, the forward pass, the drawing and the transfer together; and until the top-K
+heatmap, which the page draws right after the strip from the held analysis, shows the new text. Measured on the
 Predictions view opened alone, then again after the page's other views (Predicted vs true, Loss, Table &
 export) were opened once, as a reader who has looked around has them. Load: a 40-character sentence typed
 letter by letter (at 150 ms a key, a quick typist, and at 300 ms, one who pauses after every letter) beside
@@ -50,7 +51,14 @@ STRIP_JS = """() => {
 KEYDOWN_JS = """() => {
   window.benchKeydown = null;
   document.addEventListener('keydown', () => { window.benchKeydown = performance.now(); }, {once: true});
+  window.benchHeatmap = document.querySelector('#top-k-heatmap .js-plotly-plot')?.data;
 }"""
+# The top-K heatmap drawn anew: Plotly gives the plot a new data array for each new figure (cheap to poll).
+HEATMAP_NEW_JS = """() => {
+  const plot = document.querySelector('#top-k-heatmap .js-plotly-plot');
+  return !!(plot && plot.data && plot.data !== window.benchHeatmap);
+}"""
+HEATMAP_WAIT_MS = 30_000
 
 
 def strip_of(lm, text: str) -> str:
@@ -69,18 +77,23 @@ def text_box(page):
     return page.locator("#text-input textarea, #text-input input").first
 
 
-def keystroke_to_figure(page, lm, texts: list[str]) -> list[float]:
-    """Seconds from the last keystroke to the figure of the whole text, one per text."""
+def keystroke_to_figure(page, lm, texts: list[str]) -> list[tuple[float, float]]:
+    """Seconds from the last keystroke to the token strip of the whole text (the figure the analysis sends), and to
+    the top-K heatmap drawn after it from the held analysis; one pair per text."""
     seconds = []
     for text in texts:
         box = text_box(page)
         box.fill(text[:-1])  # an input event: analysed once it rests
         wait_for_strip(page, strip_of(lm, text[:-1]))
+        page.wait_for_timeout(300)  # the heatmap of that text drawn too
         box.press("End")
         page.evaluate(KEYDOWN_JS)  # armed after End: the clock starts at the last character's keydown
         page.keyboard.type(text[-1])
         shown = wait_for_strip(page, strip_of(lm, text))
-        seconds.append((shown - page.evaluate("() => window.benchKeydown")) / 1000)
+        page.wait_for_function(HEATMAP_NEW_JS, timeout=HEATMAP_WAIT_MS, polling="raf")
+        heatmap = page.evaluate("() => performance.now()")
+        keydown = page.evaluate("() => window.benchKeydown")
+        seconds.append(((shown - keydown) / 1000, (heatmap - keydown) / 1000))
     return seconds
 
 
@@ -134,8 +147,8 @@ def open_other_views(page) -> None:
     page.wait_for_timeout(500)
 
 
-def in_turn(pages: dict, lm, texts: list[str]) -> dict[str, list[float]]:
-    """Keystroke-to-figure seconds per text on each page, the pages taking turns (A B, then B A, ...)."""
+def in_turn(pages: dict, lm, texts: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Keystroke-to-figure seconds (strip, heatmap) per text on each page, the pages taking turns (A B, then B A)."""
     names, seconds = list(pages), {name: [] for name in pages}
     for i, text in enumerate(texts):
         for name in names if i % 2 == 0 else names[::-1]:
@@ -209,8 +222,9 @@ def run(model: str, repeats: int, workdir: Path, against: Path | None = None) ->
         name: {
             "commit": commit_of(root),
             "pause_ms": pause_ms(root),
-            "latency_s": latency(alone[name]),
-            "latency_all_views_s": latency(viewed[name]),
+            "latency_s": latency([strip for strip, _ in alone[name]]),
+            "latency_all_views_s": latency([strip for strip, _ in viewed[name]]),
+            "heatmap_latency_s": latency([heat for _, heat in alone[name]]),
             "seconds": alone[name],
             "seconds_all_views": viewed[name],
         }
@@ -231,11 +245,12 @@ def report(result: dict) -> str:
     base = load["pasted + Enter"]["cpu_s"] or float("nan")
 
     def line(side: dict, what: str) -> str:
-        lat, every = side["latency_s"], side["latency_all_views_s"]
+        lat, every, heat = side["latency_s"], side["latency_all_views_s"], side.get("heatmap_latency_s")
         return (
-            f"{what}, {side['pause_ms']} ms pause: p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s "
+            f"{what}, {side['pause_ms']} ms pause: token strip p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s "
             f"(min {lat['min']:.3f}, max {lat['max']:.3f}); every view opened: p50 {every['p50']:.3f} s, "
             f"p95 {every['p95']:.3f} s"
+            + (f"; top-K heatmap p50 {heat['p50']:.3f} s, p95 {heat['p95']:.3f} s" if heat else "")
         )
 
     lines = [

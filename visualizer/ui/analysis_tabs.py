@@ -15,11 +15,13 @@ DOWNLOAD_ID = "download-file"
 START_DOWNLOAD_JS = f"() => document.querySelector('#{DOWNLOAD_ID}')?.click()"
 PREDICTIONS, VOCAB, LOSS = "Predictions", "Predicted vs true", "Loss"
 TAB_FIGURES = {PREDICTIONS: ("token_strip", "top_k"), VOCAB: ("sentence_vocab", "detail"), LOSS: ("loss",)}
-"""The figures each tab shows (by their names in `service.page.FIGURES`, the order of the page's figure outputs).
-An analysis draws those of the tab shown (the tab's name, as the page tracks it; None: the first tab, the
-Lesson); the others are cleared and drawn from the held analysis when their tab opens."""
+"""The figures each tab shows (by their names in `service.page.FIGURES`, the order of the page's figure outputs),
+its lead figure first. An analysis draws the lead figure of the tab shown (the tab's name, as the page tracks it;
+None: the first tab, the Lesson) and sends it at once; the tab's other figures follow from the held analysis
+(`draw_tab`, no forward pass), since the browser takes as long again to draw each (the top-K heatmap's 160 cells:
+~0.13 s here). The other tabs' figures are cleared and drawn when their tab opens."""
 NOT_DRAWN: tuple = (None, frozenset())
-"""What `drawn` holds with no figure drawn: (the analysis the figures were drawn for, their tabs)."""
+"""What `drawn` holds with no figure drawn: (the analysis the figures were drawn for, their names)."""
 
 
 def failure_outputs(message: str):
@@ -43,17 +45,17 @@ def figures_of(tab) -> tuple[str, ...]:
     return TAB_FIGURES.get(tab, ()) if isinstance(tab, str) else ()
 
 
-def tabs_drawn(analysis, drawn) -> frozenset:
-    """The tabs whose figures show `analysis` (`drawn`: the analysis they were drawn for, and those tabs)."""
-    held, tabs = drawn or NOT_DRAWN
-    return tabs if analysis is not None and held is analysis else frozenset()
+def figures_drawn(analysis, drawn) -> frozenset:
+    """The figures that show `analysis` (`drawn`: the analysis they were drawn for, and their names)."""
+    held, names = drawn or NOT_DRAWN
+    return names if analysis is not None and held is analysis else frozenset()
 
 
-def figure_outputs(views, tabs=None) -> list:
-    """The five figure outputs from `views`: None (cleared) for one not drawn; with `tabs`, gr.skip() for the
-    figures of other tabs (left as they are)."""
-    keep = None if tabs is None else {name for tab in tabs for name in figures_of(tab)}
-    return [getattr(views, name) if keep is None or name in keep else gr.skip() for name in service.FIGURES]
+def figure_outputs(views, drawn=None, leave=()) -> list:
+    """The five figure outputs: those named in `drawn` from `views` (all of them when None), gr.skip() for those in
+    `leave` (left as they are, to be drawn next), None (cleared) for the others."""
+    names = service.FIGURES if drawn is None else drawn
+    return [getattr(views, n) if n in names else gr.skip() if n in leave else None for n in service.FIGURES]
 
 
 def _picker(analysis, picked):
@@ -63,11 +65,18 @@ def _picker(analysis, picked):
     return gr.CheckboxGroup(choices=choices, value=keep)
 
 
-def _views_outputs(analysis, views):
-    """Outputs for a successful request, in the order of `_outputs`: the figures not drawn are cleared."""
+def _views_outputs(analysis, views, open_tab):
+    """Outputs for a successful request, in the order of `_outputs`: the lead figure of the open tab, its other
+    figures left for `draw_tab`, the rest cleared."""
     targets = analysis.tokens[1:]
     choices = [(f"k={k}: {c[-40:]} → {t.display}", k) for k, (c, t) in enumerate(zip(analysis.contexts, targets), 1)]
-    return [*figure_outputs(views), gr.Dropdown(choices=choices, value=len(targets)), views.labels]
+    figures = figure_outputs(views, lead_figures(open_tab), figures_of(open_tab))
+    return [*figures, gr.Dropdown(choices=choices, value=len(targets)), views.labels]
+
+
+def lead_figures(tab) -> tuple[str, ...]:
+    """The figure an analysis draws at once for the tab shown: its first (none for a tab without figures)."""
+    return figures_of(tab)[:1]
 
 
 def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
@@ -95,8 +104,8 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         the page shows, which keeps the picked tokens that still mean the same token and, with
         `skip_if_shown`, makes a request that would give the same labels show nothing. Analyses run at
         once, so one that a newer request of the same page overtook shows nothing (`order`: the page's
-        own number for this request, see `number_requests_js`). Only the figures of `open_tab`, the tab shown, are
-        drawn: the others when their tab opens (`draw_tab`)."""
+        own number for this request, see `number_requests_js`). Only the lead figure of `open_tab`, the tab shown,
+        is drawn: its other figures right after, the other tabs' when they open (`draw_tab`)."""
         session = session_id(request)
         ticket = NEWEST.begin(session, int(order) if order else None)
         try:
@@ -116,7 +125,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
                 classroom=classroom,
                 on_loading=lambda msg: progress(0, desc=msg),
                 skip_if_shown=skip_if_shown,
-                figures=figures_of(open_tab),
+                figures=lead_figures(open_tab),
             )
             if shown is None:  # the page already shows it
                 return [gr.skip()] * len(failure_outputs(""))
@@ -126,9 +135,9 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
             outputs = [
                 shown.analysis,
                 shown.views.summary,
-                *_views_outputs(shown.analysis, shown.views),
+                *_views_outputs(shown.analysis, shown.views, open_tab),
                 shown.views.positions,
-                (shown.analysis, frozenset([open_tab]) if figures_of(open_tab) else frozenset()),
+                (shown.analysis, frozenset(lead_figures(open_tab))),
                 _picker(shown.analysis, shown.mask.picked),
             ]
         return outputs if NEWEST.is_newest(session, ticket) else [gr.skip()] * len(outputs)
@@ -213,16 +222,17 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         if analysis is None:
             return [gr.skip()] * (len(service.FIGURES) + 1)
         views = service.build_views(analysis, color_by, classroom, detail_k, figures=figures_of(open_tab))
-        return [*figure_outputs(views), (analysis, frozenset([open_tab]) if figures_of(open_tab) else frozenset())]
+        return [*figure_outputs(views, figures_of(open_tab)), (analysis, frozenset(figures_of(open_tab)))]
 
     def draw_tab(analysis, tab, color_by, classroom, detail_k, drawn):
-        """The figures of `tab` from the held analysis, unless they already show it (no forward pass): as the tab
-        opens, and after each analysis for the tab then shown (one opened while the analysis ran)."""
-        done = tabs_drawn(analysis, drawn)
-        if analysis is None or not figures_of(tab) or tab in done:
+        """The figures of `tab` that do not show the held analysis yet (no forward pass): as the tab opens, and after
+        each analysis for the tab then shown (the figures after its lead one, or a tab opened while it ran)."""
+        done = figures_drawn(analysis, drawn)
+        missing = tuple(name for name in figures_of(tab) if name not in done)
+        if analysis is None or not missing:
             return [gr.skip()] * (len(service.FIGURES) + 1)
-        views = service.build_views(analysis, color_by, classroom, detail_k, figures=figures_of(tab))
-        return [*figure_outputs(views, [tab]), (analysis, done | {tab})]
+        views = service.build_views(analysis, color_by, classroom, detail_k, figures=missing)
+        return [*figure_outputs(views, missing, service.FIGURES), (analysis, done | set(missing))]
 
     def redraw_detail(analysis, detail_k, classroom):
         """The position-detail figure for the chosen k."""
