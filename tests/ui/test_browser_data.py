@@ -27,6 +27,14 @@ def _open_data_tab(page, url: str):
     page.get_by_role("tab", name="Your data").click()
 
 
+def _upload(page, url: str, path: Path, rows: list[dict]) -> None:
+    """At 1280x720, `rows` written as JSON Lines to `path` and chosen as the Your data tab's file."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _open_data_tab(page, url)
+    page.locator("#data-file input[type=file]").set_input_files(str(path))
+
+
 def test_a_conversation_shows_each_tokens_role_and_becomes_the_pages_analysis(page, server, tmp_path):
     page.set_viewport_size({"width": 1280, "height": 720})
     _open_data_tab(page, server)
@@ -56,13 +64,9 @@ def test_a_conversation_shows_each_tokens_role_and_becomes_the_pages_analysis(pa
 
 
 def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, server, tmp_path):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    _open_data_tab(page, server)
+    _upload(page, server, tmp_path / "rows.jsonl", ROWS)
     page.locator("#data-preset input").click()
     page.get_by_role("option", name="completion-only").click()
-    page.locator("#data-file input[type=file]").set_input_files(str(data))
     page.locator("#scan-button").click()
     page.wait_for_function(
         "() => document.querySelector('#data-note textarea')?.value.startsWith('4 of 4 rows')", timeout=120_000
@@ -74,7 +78,7 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
     assert page.locator("#data-rows i, #data-rows b").count() == 0  # typed markup is shown as text
     if ASSETS.is_dir():
         page.locator("#data-rows").scroll_into_view_if_needed()
-        page.wait_for_timeout(2000)  # for the picture only: the scan's progress shade fades
+        page.wait_for_function("() => !document.querySelector('.pending')")  # the scan's progress shade gone
         page.screenshot(path=str(ASSETS / "data-rows.png"))
 
     page.locator("#data-rows [role=gridcell]").nth(1).click()  # row 0's tokens (cells in reading order)
@@ -84,6 +88,7 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
     wait_for_summary(page, "SmolLM2")
     legend = page.locator("#role-tokens").text_content()
     assert "masked" in legend and "counted" in legend  # completion-only: the prompt is masked, the answer counts
+    page.wait_for_function("() => !document.querySelector('.pending')")  # every output of the row drawn
     if ASSETS.is_dir():
         page.locator("#role-tokens").scroll_into_view_if_needed()
         page.screenshot(path=str(ASSETS / "data-row-masked.png"))
@@ -99,11 +104,7 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
 
 
 def test_packing_shows_where_each_example_sits_and_what_seeing_the_others_costs(page, server, tmp_path):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    data = tmp_path / "text.jsonl"
-    data.write_text("".join(json.dumps({"text": r["prompt"] + r["completion"]}) + "\n" for r in ROWS))
-    _open_data_tab(page, server)
-    page.locator("#data-file input[type=file]").set_input_files(str(data))
+    _upload(page, server, tmp_path / "text.jsonl", [{"text": r["prompt"] + r["completion"]} for r in ROWS])
     page.locator("#data-max-length input").fill("32")
     page.locator("#data-packing input").check()
     page.locator("#scan-button").click()
@@ -125,6 +126,7 @@ def test_packing_shows_where_each_example_sits_and_what_seeing_the_others_costs(
     assert page.locator("#pack-plot b, #pack-table b").count() == 0  # typed markup is shown as text
     table = page.locator("#pack-table").inner_text()
     assert "loss together" in table and "loss apart" in table
+    page.wait_for_function("() => !document.querySelector('.pending')")
     page.locator("#pack-plot").scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "packing.png"))
     if ASSETS.is_dir():

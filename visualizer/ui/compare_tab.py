@@ -99,9 +99,7 @@ def build_compare_tab(c: SimpleNamespace, settings: Settings) -> None:
         choices=[], label="Position (a row of both models)", visible=False, elem_id="compare-position"
     )
     c.compare_note = gr.Markdown(
-        "Compares on the page's text, or on the conversation or data row the page shows (Your data). "
-        f"With only one model installed, train a copy first: it appears as '{TRAINED_CHOICE}'.",
-        elem_id="compare-note",
+        f"With only one model installed, train a copy first: it appears as '{TRAINED_CHOICE}'.", elem_id="compare-note"
     )
     with gr.Row(elem_id="compare-pair"):
         for side in "ab":
