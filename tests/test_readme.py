@@ -67,3 +67,12 @@ def test_the_file_map_names_every_module_in_its_folder():
     for path in re.findall(r"`((?:visualizer|tests|scripts|assets)/[\w/.]*|[\w.]+\.(?:py|md|sh))`", files):
         if "/" in path:
             assert (root / path).exists(), path
+
+
+def test_readme_says_how_to_serve_a_large_model_on_one_gpu_several_gpus_and_several_nodes():
+    section = README.split("#### Serving a large model for it")[1].split("\n## ")[0]
+    assert "vllm serve" in section and "--max-logprobs" in section
+    assert "--tensor-parallel-size" in section and "--pipeline-parallel-size" in section and "ray start" in section
+    assert 'VISUALIZER_MODELS="' in section and "vllm:http" in section
+    assert "CPU Space in front of a GPU server" in section and "VISUALIZER_ENGINE_API_KEY" in section
+    assert "| Layers, Train" in section  # what each view can and cannot show
