@@ -136,8 +136,13 @@ def _load(builder: str, path: Path):
                 builder, data_files=str(path), split="train", cache_dir=cache, keep_in_memory=True
             )
         except Exception as err:  # noqa: BLE001 - pyarrow and datasets raise many kinds; each becomes one sentence
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"datasets could not read {path.name}: {first[:300]}") from None
+            raise InputError(f"datasets could not read {path.name}: {error_line(err)}") from None
+
+
+def error_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's first line (or its type's name when it says nothing), cut to `limit` characters."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]
 
 
 @contextmanager

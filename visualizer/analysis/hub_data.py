@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .data_files import DataFile, data_file_of, quiet_datasets
+from .data_files import DataFile, data_file_of, error_line, quiet_datasets
 
 HUB_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 """`owner/name` as the hub spells repository ids (no '..', no slash beyond the one, no scheme)."""
@@ -63,8 +63,7 @@ def stream_rows(source: str, split: str, max_rows: int, name: str):
             stream = datasets.load_dataset(source, split=split, streaming=True)
             rows = list(itertools.islice(stream, max_rows + 1))
         except Exception as err:  # noqa: BLE001 - the hub, the network and the readers raise many kinds
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"datasets could not read {name}: {first[:300]}") from None
+            raise InputError(f"datasets could not read {name}: {error_line(err)}") from None
     if len(rows) > max_rows:
         raise InputError(f"{name} has more than {max_rows:,} rows; the limit is {max_rows:,}.")
     return datasets.Dataset.from_list(rows)
