@@ -87,7 +87,7 @@ def test_server_sections(tmp_path, tiny_llama_dir):
             assert _spread_ok(row[key]), key
     for row in data["e2e"]["payload"].values():
         assert row["figures_kb"] == pytest.approx(row["figures_built_kb"], rel=0.05)  # what is built is what is sent
-        assert 0 < row["figures_kb"] < row["stream_kb"]
+        assert 0 < row["lead_figure_kb"] < min(row["stream_kb"], row["figures_kb"])  # the strip first, the rest after
     load = data["load"]
     assert load["concurrent"]["errors"] == load["single"]["errors"] == 0
     assert load["concurrent"]["requests"] == measure.QUICK.clients * measure.QUICK.requests

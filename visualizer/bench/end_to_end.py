@@ -49,21 +49,24 @@ def _checked(reply: Reply) -> Reply:
 
 def _payload(lm, page: PageClient, api, text: str) -> dict:
     """Bytes the page receives for one analysis on its Predictions view (the page draws the figures of the tab
-    shown): the figures' JSON as received and as built in-process."""
+    shown: its lead figure with the analysis, the others in a follow-up): the figures' JSON as received and as built
+    in-process."""
     from ..analysis.one_pass import analyze
     from ..service.page import build_views
     from ..ui.analysis_tabs import PREDICTIONS, TAB_FIGURES
 
-    reply = _checked(page.analyze(text))
+    reply = _checked(page.analyze(text, follow=True))
     shown = TAB_FIGURES[PREDICTIONS]
     views = build_views(analyze(text, lm, top_k=10), figures=shown)
     built = sum(len(getattr(views, f).to_json()) for f in shown)
     api_bytes = len(json.dumps(api.predict(text, api_name="/analyze"), ensure_ascii=False))
+    received = reply.figure_bytes + reply.follow_bytes
     return {
-        "figures_kb": reply.figure_bytes / 1000,
+        "figures_kb": received / 1000,
+        "lead_figure_kb": reply.figure_bytes / 1000,
         "figures_built_kb": built / 1000,
         "stream_kb": reply.stream_bytes / 1000,
         "api_json_kb": api_bytes / 1000,
         "target_kb": TARGETS["payload_kb"],
-        "met": reply.figure_bytes / 1000 <= TARGETS["payload_kb"],
+        "met": received / 1000 <= TARGETS["payload_kb"],
     }

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .measure import ROOT
@@ -139,6 +139,8 @@ class Reply:
     figure_bytes: int = 0
     """Characters of the figures' JSON in the result (the Plot components' payload)."""
     error: str = ""
+    follow_bytes: int = 0
+    """Characters of the figures' JSON the page's follow-up brought (the open tab's figures after its lead one)."""
 
 
 class PageClient:
@@ -190,8 +192,9 @@ class PageClient:
         }
         self.http.post(f"{self.url}{self.prefix}/run/predict", json=body).raise_for_status()
 
-    def analyze(self, text: str) -> Reply:
-        """Run the page's analysis of `text` and wait for its result."""
+    def analyze(self, text: str, follow: bool = False) -> Reply:
+        """Run the page's analysis of `text` and wait for its result (its time is to the open tab's lead figure).
+        `follow`: then ask for the open tab's other figures as the page does once the analysis arrives."""
         data = list(self.defaults)
         data[self.text_at] = text
         body = {
@@ -205,7 +208,8 @@ class PageClient:
         try:
             joined = self.http.post(f"{self.url}{self.prefix}/queue/join", json=body)
             joined.raise_for_status()
-            return self._result(joined.json()["event_id"], start)
+            reply = self._result(joined.json()["event_id"], start)
+            return replace(reply, follow_bytes=self._follow_up()) if follow and reply.ok else reply
         except Exception as err:  # noqa: BLE001 - every failure is counted, none stops the run
             return Reply(time.perf_counter() - start, False, error=f"{type(err).__name__}: {err}"[:300])
 
@@ -228,6 +232,24 @@ class PageClient:
                             seconds, ok, size, figure_bytes(output.get("data") or []), "" if ok else str(output)[:300]
                         )
         raise RuntimeError("the event stream ended without a result")
+
+    def _follow_up(self) -> int:
+        """Figure characters of the page's `draw_tab` event, which runs when the held analysis changes (no forward
+        pass); 0 for an app without it. The held analysis and the open tab are this session's state on the server."""
+        found = next((d for d in self.config["dependencies"] if d.get("api_name") == "draw_tab"), None)
+        if found is None:
+            return 0
+        values = {c["id"]: c.get("props", {}).get("value") for c in self.config["components"]}
+        body = {
+            "data": [values.get(i) for i in found["inputs"]],
+            "fn_index": found.get("id"),
+            "trigger_id": found["targets"][0][0],
+            "session_hash": self.session,
+            "event_data": None,
+        }
+        answer = self.http.post(f"{self.url}{self.prefix}/run/predict", json=body)
+        answer.raise_for_status()
+        return figure_bytes(answer.json().get("data") or [])
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
