@@ -18,6 +18,16 @@ def open_views(page, url: str) -> None:
     page.get_by_role("tab", name="Predictions").click()
 
 
+SETTLED_JS = "() => !document.querySelector('.pending, .progress-text')"
+"""True once no output shows an update under way: Gradio dims some outputs (`.pending`) and writes
+'processing | 0.4s' (`.progress-text`) over the others while their event runs."""
+
+
+def wait_until_settled(page, timeout: float = 60_000) -> None:
+    """Wait until no event of the page is running, so a screenshot or a contrast check sees the outputs drawn."""
+    page.wait_for_function(SETTLED_JS, timeout=timeout)
+
+
 def wait_for_summary(page, needle: str, timeout: float = 60_000):
     """Wait until the loss box holds `needle`; on a timeout, say what it holds instead."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_browser import open_views, wait_for_summary, wait_for_tick
+from tests.ui.test_browser import open_views, wait_for_summary, wait_for_tick, wait_until_settled
 from tests.ui.test_browser_lesson import PROJECTOR, wait_for_step
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -17,7 +17,7 @@ def violations(page) -> list[str]:
     """The serious and critical axe violations on the page as shown, one line each with a node it names."""
     from axe_playwright_python.sync_playwright import Axe
 
-    page.wait_for_function("() => !document.querySelector('.pending')")  # outputs are dimmed while they update
+    wait_until_settled(page)  # outputs are dimmed or written over while they update
     found = Axe().run(page).response["violations"]
     return [
         f"{v['id']} ({v['impact']}): {v['help']}; {len(v['nodes'])} nodes: "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.test_browser import wait_for_summary, wait_for_tick
+from tests.ui.test_browser import wait_for_summary, wait_for_tick, wait_until_settled
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -78,17 +78,17 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
     assert page.locator("#data-rows i, #data-rows b").count() == 0  # typed markup is shown as text
     if ASSETS.is_dir():
         page.locator("#data-rows").scroll_into_view_if_needed()
-        page.wait_for_function("() => !document.querySelector('.pending')")  # the scan's progress shade gone
+        wait_until_settled(page)  # the scan's progress gone
         page.screenshot(path=str(ASSETS / "data-rows.png"))
 
     page.locator("#data-rows [role=gridcell]").nth(1).click()  # row 0's tokens (cells in reading order)
     page.wait_for_function(
-        "() => document.querySelector('#role-tokens')?.textContent.includes('counted')", timeout=60_000
+        "() => document.querySelector('#role-tokens')?.textContent.includes('Paris text · counted')", timeout=60_000
     )
-    wait_for_summary(page, "SmolLM2")
-    legend = page.locator("#role-tokens").text_content()
-    assert "masked" in legend and "counted" in legend  # completion-only: the prompt is masked, the answer counts
-    page.wait_for_function("() => !document.querySelector('.pending')")  # every output of the row drawn
+    wait_for_summary(page, "8 tokens")  # the row's own loss line (the page's example has 4 tokens)
+    tokens = page.locator("#role-tokens").text_content()
+    assert "capital text · masked" in tokens and "France text · masked" in tokens  # completion-only: prompt masked
+    wait_until_settled(page)  # every output of the row drawn
     if ASSETS.is_dir():
         page.locator("#role-tokens").scroll_into_view_if_needed()
         page.screenshot(path=str(ASSETS / "data-row-masked.png"))
@@ -126,7 +126,7 @@ def test_packing_shows_where_each_example_sits_and_what_seeing_the_others_costs(
     assert page.locator("#pack-plot b, #pack-table b").count() == 0  # typed markup is shown as text
     table = page.locator("#pack-table").inner_text()
     assert "loss together" in table and "loss apart" in table
-    page.wait_for_function("() => !document.querySelector('.pending')")
+    wait_until_settled(page)
     page.locator("#pack-plot").scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "packing.png"))
     if ASSETS.is_dir():

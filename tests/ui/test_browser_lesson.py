@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_browser import MARKUP
+from .test_browser import MARKUP, wait_until_settled
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -80,7 +80,7 @@ def test_a_teacher_teaches_all_eight_steps_by_keyboard_on_one_screen_each(projec
         if step > 1:
             assert f"step={step}" in page.url
         if os.environ.get("VISUALIZER_SCREENSHOTS"):
-            page.wait_for_function("() => !document.querySelector('.pending')")  # not dimmed while updating
+            wait_until_settled(page)  # not dimmed or written over while updating
             page.wait_for_timeout(1500)  # nor while a later redraw of the same step runs (steps 7 and 8)
             page.screenshot(path=str(ASSETS / f"lesson-step-{step}.png"))
         page.keyboard.press("ArrowRight")
