@@ -15,6 +15,7 @@ from visualizer.errors import InputError
 from visualizer.model.loading import load_model
 from visualizer.service import training_data as td
 from visualizer.settings import Settings
+from visualizer.views.data_report import COUNTED_COLOR, MASKED_COLOR, role_spans
 
 SETTINGS = Settings()
 
@@ -134,6 +135,11 @@ def test_one_rows_analysis_has_trls_labels_and_roles(chat_lm, tmp_path):
     assert result.analysis.labels == labeled[3].labels and result.analysis.input_ids == labeled[3].input_ids
     counted_roles = {role for role, label in zip(result.roles, result.analysis.labels) if label != -100}
     assert counted_roles <= {"assistant", "template"} and "user" in result.roles
+    spans, colors = role_spans(result)  # the page's marks: the label decides counted, whatever the role
+    assert [t for t, _ in spans] == result.analysis.readable_tokens
+    assert [m.endswith("counted") for _, m in spans] == [k > 0 and x != -100 for k, x in enumerate(labeled[3].labels)]
+    assert {m.split(" · ")[0] for _, m in spans} == set(result.roles)
+    assert {colors[m] for _, m in spans if m.endswith("masked")} == {MASKED_COLOR} != {COUNTED_COLOR}
     out = result.to_dict()
     assert out["row"] == 3 and out["preset"] == "assistant-only" and out["labels"] == labeled[3].labels
     assert out["loss"] == pytest.approx(own_loss(chat_lm, labeled[3].input_ids, labeled[3].labels), rel=1e-5)

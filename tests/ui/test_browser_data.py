@@ -89,9 +89,6 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
     tokens = page.locator("#role-tokens").text_content()
     assert "capital text · masked" in tokens and "France text · masked" in tokens  # completion-only: prompt masked
     wait_until_settled(page)  # every output of the row drawn
-    if ASSETS.is_dir():
-        page.locator("#role-tokens").scroll_into_view_if_needed()
-        page.screenshot(path=str(ASSETS / "data-row-masked.png"))
     page.get_by_role("tab", name="Loss").click()
     wait_for_tick(page, "loss-bars", "Paris")
 
@@ -101,6 +98,32 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
         "() => document.querySelector('#compare-note')?.textContent.includes('tokens of data row 0')", timeout=60_000
     )
     wait_for_tick(page, "compare-plot-a", "Paris")
+
+
+def test_a_conversations_prompt_turns_are_masked_under_completion_only(page, server, tmp_path):
+    chat = {
+        "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What does the dog like?"}],
+        "completion": [{"role": "assistant", "content": "The dog likes food."}],
+    }
+    _upload(page, server, tmp_path / "chat.jsonl", [chat])
+    page.locator("#data-preset input").click()
+    page.get_by_role("option", name="completion-only").click()
+    page.locator("#scan-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#data-note textarea')?.value.startsWith('1 of 1 rows')", timeout=120_000
+    )
+    page.locator("#data-rows [role=gridcell]").nth(1).click()
+    page.wait_for_function(
+        "() => document.querySelector('#role-tokens')?.textContent.includes('food assistant · counted')",
+        timeout=60_000,
+    )
+    tokens = page.locator("#role-tokens").text_content()
+    assert "dog user · masked" in tokens and "brief system · masked" in tokens  # the prompt's turns train nothing
+    assert "template · masked" in tokens  # the template's own tokens before the answer count for nothing either
+    wait_until_settled(page)
+    if ASSETS.is_dir():
+        page.locator("#role-tokens").scroll_into_view_if_needed()
+        page.screenshot(path=str(ASSETS / "data-row-masked.png"))
 
 
 def test_packing_shows_where_each_example_sits_and_what_seeing_the_others_costs(page, server, tmp_path):

@@ -18,7 +18,7 @@ from ..service import page as service
 from ..service import training_data as data_service
 from ..service.packing import pack_view
 from ..settings import Settings
-from ..views.data_report import ROW_COLUMNS, rows_table
+from ..views.data_report import ROW_COLUMNS, role_spans, rows_table
 from ..views.packing_figures import EXAMPLE_COLUMNS
 
 CHAT_COLUMNS = ["role", "content"]
@@ -32,16 +32,11 @@ CHAT_PRESETS = ["all", "assistant-only"]
 FILE_PRESETS = ["all", "completion-only", "assistant-only"]
 
 
-def token_spans(labeled) -> list[tuple[str, str]]:
-    """(token's display form, 'role · counted' or 'role · masked') for gr.HighlightedText, which shows text, never
-    markup."""
-    analysis = labeled.analysis
-    roles = labeled.roles or ["text"] * len(analysis.tokens)
-    counted = [k > 0 and label != -100 for k, label in enumerate(analysis.labels)]  # label 0: nothing predicts it
-    return [
-        (token, f"{role} · {'counted' if counts else 'masked'}")
-        for token, role, counts in zip(analysis.readable_tokens, roles, counted)
-    ]
+def role_tokens(labeled) -> gr.HighlightedText:
+    """Each token with its role and whether it counts, coloured by that (gr.HighlightedText shows text, never
+    markup)."""
+    spans, colors = role_spans(labeled)
+    return gr.HighlightedText(value=spans, color_map=colors)
 
 
 def _messages(table) -> list[dict]:
@@ -61,7 +56,7 @@ def make_data_handlers(settings: Settings) -> SimpleNamespace:
             labeled = data_service.analyze_chat(_messages(table), lm, settings, preset=preset, top_k=int(top_k))
         except Exception as err:  # noqa: BLE001 - one sentence, never a traceback
             return gr.skip(), None, f"⚠ {service.user_message(err)}", gr.skip()
-        return labeled.analysis, token_spans(labeled), _note(labeled), _note(labeled)
+        return labeled.analysis, role_tokens(labeled), _note(labeled), _note(labeled)
 
     def scan(upload, model, preset, max_length, packing, hub_id="", hub_split="train", progress=gr.Progress()):
         """The file's (or the Hub dataset's) rows table, filled as rows are done (a generator: each yield updates
@@ -102,7 +97,7 @@ def make_data_handlers(settings: Settings) -> SimpleNamespace:
             labeled = data_service.analyze_row(data, row, lm, options, settings, top_k=int(top_k))
         except Exception as err:  # noqa: BLE001
             return gr.skip(), None, f"⚠ {service.user_message(err)}", gr.skip()
-        return labeled.analysis, token_spans(labeled), _note(labeled), _note(labeled)
+        return labeled.analysis, role_tokens(labeled), _note(labeled), _note(labeled)
 
     def packing(data, model, preset, max_length, packing, pack, classroom):
         """(figure, examples table, note) of one packed sequence of the scanned file: two real forward passes."""

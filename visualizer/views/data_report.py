@@ -9,6 +9,8 @@ import pandas as pd
 from ..analysis.data_rows import LabeledAnalysis, RowReport
 
 ROW_COLUMNS = ("row", "tokens", "counted", "loss", "dropped", "pack", "warnings")
+COUNTED_COLOR, MASKED_COLOR = "#0072B2", "#6e6e6e"
+"""A token's mark: blue where it counts, grey where it is masked (both hold white text at 5:1 contrast)."""
 
 
 def rows_table(reports: Sequence[RowReport]) -> pd.DataFrame:
@@ -43,13 +45,30 @@ def row_line(report: RowReport) -> str:
     return "\n".join([line, *(f"       ! {w}" for w in report.warnings)])
 
 
+def counted_flags(labeled: LabeledAnalysis) -> list[bool]:
+    """(n,) whether each token counts in the loss: a label other than -100, and not token 0 (nothing predicts it)."""
+    return [k > 0 and label != -100 for k, label in enumerate(labeled.analysis.labels)]
+
+
+def role_spans(labeled: LabeledAnalysis) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(token's display form, 'role · counted' or 'role · masked') per token ('text' as the role of plain text), and
+    each of those marks' colour: the counted ones blue, the masked ones grey, whatever their role."""
+    roles = labeled.roles or ["text"] * len(labeled.analysis.tokens)
+    spans = [
+        (token, f"{role} · {'counted' if counts else 'masked'}")
+        for token, role, counts in zip(labeled.analysis.readable_tokens, roles, counted_flags(labeled))
+    ]
+    colors = {mark: COUNTED_COLOR if mark.endswith("counted") else MASKED_COLOR for _, mark in spans}
+    return spans, colors
+
+
 def roles_text(labeled: LabeledAnalysis) -> str:
     """The tokens in runs of one role, one run a line, counted tokens [in brackets]; '' for plain text.
     Example: 'template   <|im_start|>user↵' / 'user       hi' / 'assistant  [hello<|im_end|>]'."""
     if labeled.roles is None:
         return ""
     analysis = labeled.analysis
-    counted = [k > 0 and label != -100 for k, label in enumerate(analysis.labels)]  # label 0: nothing predicts it
+    counted = counted_flags(labeled)
     width = max(len(role) for role in labeled.roles)
     lines: list[str] = []
     current, pieces, was_counted = None, [], False
