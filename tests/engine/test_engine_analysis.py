@@ -115,6 +115,22 @@ def test_a_long_texts_table_is_exact_in_the_top_k_and_bounded_outside_it(engine,
     assert BOUNDED_TABLE_NOTICE in served.notices
 
 
+def test_an_api_request_without_the_table_asks_the_engine_once(engine, vllm_server, monkeypatch):
+    settings = Settings(models=(BUNDLED_MODEL, vllm_server.entry))
+    requests: list[int] = []  # each /v1/completions request's number of prompts
+    asked = engine.client.completions
+    monkeypatch.setattr(
+        engine.client, "completions", lambda prompts, **kw: requests.append(len(prompts)) or asked(prompts, **kw)
+    )
+    text = "the cat likes fish and the dog likes bones"  # a short text: its table would be asked for cell by cell
+    lean = analysis_contract(text, settings, model=vllm_server.entry, top_k=3, sentence_vocab=False)
+    assert requests == [1] and lean["sentence_vocab"] is None and BOUNDED_TABLE_NOTICE not in lean["notices"]
+    full = analysis_contract(text, settings, model=vllm_server.entry, top_k=3)
+    assert requests[1] == 1 and requests[2] > 20 and len(requests) == 3  # then one holding every unknown cell
+    assert full["sentence_vocab"]
+    assert json.dumps(lean["positions"]) == json.dumps(full["positions"])  # the same numbers (entropy NaN in both)
+
+
 def test_every_view_that_needs_only_these_numbers_draws(engine, vllm_server):
     settings = Settings(models=(BUNDLED_MODEL, vllm_server.entry))
     analysis = run_analysis("the dog likes food", settings, model=vllm_server.entry, top_k=5)

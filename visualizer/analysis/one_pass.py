@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..model.engine import EngineModel
 from ..model.loading import AnyModel, LoadedModel
 from ..model.tokens import TokenDecoder
-from .engine_pass import BOUNDED_TABLE_NOTICE, ENGINE_NOTICE, measure_engine
+from .engine_pass import BOUNDED_TABLE_NOTICE, ENGINE_NOTICE, EXACT_TABLE_MAX_TOKENS, measure_engine
 from .measured import Measured, Request
 
 # The result's types live in result.py; importable from here too, as they always were.
@@ -148,12 +148,13 @@ def analyze(
     max_tokens: int | None = None,
     max_top_k: int = 50,
     measure: Callable | None = None,
+    exact_table: bool = True,
 ) -> Analysis:
     """Run one forward pass over `text` and collect every position's prediction and loss
-    (`measure`: see `analyze_ids`)."""
+    (`measure`, `exact_table`: see `analyze_ids`)."""
     top_k = validate_top_k(top_k, max_top_k)
     encoded = encode_text(lm, text, bos=bos, max_tokens=max_tokens)
-    return analyze_encoded(lm, encoded, top_k, mask_first, masked, max_top_k, measure)
+    return analyze_encoded(lm, encoded, top_k, mask_first, masked, max_top_k, measure, exact_table)
 
 
 def analyze_encoded(
@@ -164,8 +165,10 @@ def analyze_encoded(
     masked=(),
     max_top_k: int = 50,
     measure: Callable | None = None,
+    exact_table: bool = True,
 ) -> Analysis:
-    """`analyze` of a text already encoded (`encode_text`): its labels, then the one forward pass."""
+    """`analyze` of a text already encoded (`encode_text`): its labels, then the one forward pass (`exact_table`: see
+    `analyze_ids`)."""
     top_k = validate_top_k(top_k, max_top_k)
     ids, text, bos, truncated = encoded.ids, encoded.text, encoded.bos, encoded.truncated
     if len(ids) < 2:
@@ -177,7 +180,9 @@ def analyze_encoded(
         lm.check_ids(text, encoded.text_ids, truncated)
     template = make_labels(len(ids), mask_first, masked)
     labels = [i if m == 0 else IGNORE_INDEX for i, m in zip(ids, template)]
-    result = analyze_ids(lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure)
+    result = analyze_ids(
+        lm, ids, labels, text=text, bos=bos, top_k=top_k, truncated=truncated, measure=measure, exact_table=exact_table
+    )
     if not spells_the_text(lm, text, encoded.text_ids, truncated):
         result.notices.append(NOT_SPELLED)
     return result
@@ -206,16 +211,19 @@ def analyze_ids(
     top_k: int = 10,
     truncated: bool = False,
     measure: Callable | None = None,
+    exact_table: bool = True,
 ) -> Analysis:
     """The one forward pass over given token ids and labels (-100 = not counted).
 
     `measure` runs the tensor work (default `measure_one`; the server's `ForwardBatcher.measure`
-    shares one padded forward pass between concurrent requests)."""
+    shares one padded forward pass between concurrent requests). `exact_table=False` when the sentence-token table
+    will not be shown (the API's sentence_vocab=False): an engine is then not asked for its cells outside the top K,
+    which costs a second request (in-process, every cell comes with the pass anyway)."""
     if len(ids) < 2 or len(labels) != len(ids):
         raise InputError("Need at least two tokens, and one label per token.")
     request = Request(ids, labels, top_k)
     if isinstance(lm, EngineModel):  # the engine batches concurrent requests itself
-        measured = measure_engine(lm, request)
+        measured = measure_engine(lm, request, EXACT_TABLE_MAX_TOKENS if exact_table else 0)
     else:
         measured = (measure or measure_one)(lm, request)
     columns = list(dict.fromkeys(ids))
@@ -225,7 +233,7 @@ def analyze_ids(
     if isinstance(lm, EngineModel):
         result.backend = lm.backend
         result.notices.append(ENGINE_NOTICE)
-        if not vocab.exact:
+        if not vocab.exact and exact_table:
             result.notices.append(BOUNDED_TABLE_NOTICE)
     return result
 

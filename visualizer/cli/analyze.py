@@ -63,6 +63,7 @@ def run_analyze(args, settings: Settings, out) -> None:
             masked=marker_mask(text, args, lm, settings),
             max_tokens=settings.max_tokens,
             max_top_k=settings.max_top_k,
+            exact_table=args.format == "table" or (args.format == "json" and not args.no_sentence_vocab),
         )
         for text in texts
     ]

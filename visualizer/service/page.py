@@ -135,14 +135,24 @@ def analysis_contract(
     lm = get_model(model or settings.model, settings)
     encoded = encode_text(lm, text, bos=bool(bos), max_tokens=settings.max_tokens)
     with taking_turns(settings, len(encoded.ids)):
-        analysis = _analyze(lm, encoded, settings, top_k, whole_number(mask_first, "mask_first"))
+        mask_first = whole_number(mask_first, "mask_first")
+        analysis = _analyze(lm, encoded, settings, top_k, mask_first, exact_table=bool(sentence_vocab))
         return analysis.to_dict(sentence_vocab=bool(sentence_vocab))
 
 
-def _analyze(lm: LoadedModel, encoded: Encoded, settings: Settings, top_k, mask_first: int) -> Analysis:
-    """The request's one forward pass over its encoded text, shared with overlapping requests."""
+def _analyze(
+    lm: LoadedModel, encoded: Encoded, settings: Settings, top_k, mask_first: int, exact_table: bool = True
+) -> Analysis:
+    """The request's one forward pass over its encoded text, shared with overlapping requests (`exact_table`: see
+    `analyze_ids`)."""
     return analyze_encoded(
-        lm, encoded, top_k=top_k, mask_first=mask_first, max_top_k=settings.max_top_k, measure=batcher(settings).measure
+        lm,
+        encoded,
+        top_k=top_k,
+        mask_first=mask_first,
+        max_top_k=settings.max_top_k,
+        measure=batcher(settings).measure,
+        exact_table=exact_table,
     )
 
 
