@@ -13,7 +13,7 @@ TEXT = "the cat likes fish and the dog likes bones"
 
 
 P_TOL = {"abs": 1e-6, "rel": 5e-5}
-LOSS_TOL = {"abs": 3e-5, "rel": 1e-5}
+LOSS_TOL = {"abs": 3e-5, "rel": 5e-5}
 """float32 softmax against the test's float64 one: 8e-6 apart at p = 0.45 over a 49,152-token vocabulary; and the
 test's own forward pass is a second float32 pass, whose sums may run in another order (threads): 2.0e-5 apart
 relative at p = 0.18 in one CI run on 2 busy cores. A wrong row or token is off by far more."""
