@@ -197,3 +197,20 @@ def test_a_prompt_that_merges_with_its_completion_is_said(tiny_lm, tmp_path):
     assert not any("prompt alone" in w for w in whole.warnings)
     (warning,) = [w for w in merged.warnings if "prompt alone" in w]
     assert warning.startswith("The prompt alone ends in 2 tokens that prompt + completion tokenizes otherwise ('")
+
+
+def test_a_plain_prompt_completion_rows_tokens_are_marked_prompt_or_completion(tiny_lm, tmp_path):
+    data = td.open_data(write_jsonl(tmp_path / "d.jsonl", PROMPT_COMPLETION), SETTINGS)
+    for index, row in enumerate(PROMPT_COMPLETION):
+        result = td.analyze_row(data, index, tiny_lm, td.label_options("completion-only", 0), SETTINGS)
+        prompt_tokens = len(tiny_lm.tokenizer(row["prompt"])["input_ids"])  # the test's own count
+        n = len(result.analysis.tokens)
+        assert result.roles == ["prompt"] * prompt_tokens + ["completion"] * (n - prompt_tokens)
+        counted = [k for k, label in enumerate(result.analysis.labels) if label != -100]
+        assert counted == list(range(prompt_tokens, n))  # completion-only: TRL counts the completion alone
+        assert result.to_dict()["roles"] == result.roles
+    every = td.analyze_row(data, 0, tiny_lm, td.label_options("all", 0), SETTINGS)  # the roles whatever counts
+    prompt_tokens = len(tiny_lm.tokenizer(PROMPT_COMPLETION[0]["prompt"])["input_ids"])
+    assert every.roles[prompt_tokens - 1 : prompt_tokens + 1] == ["prompt", "completion"]
+    marks = {m for _, m in role_spans(every)[0]}
+    assert {"prompt · counted", "completion · counted"} <= marks

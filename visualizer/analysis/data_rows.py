@@ -106,11 +106,11 @@ def row_warnings(
     return out
 
 
-def prompt_boundary_warnings(trainer, row: dict, conversational: bool) -> list[str]:
-    """A sentence when the prompt tokenized alone is not the start of prompt + completion tokenized together (tokens
-    merging across the boundary, or a template rendering the prompt otherwise): TRL's own tokenization and
-    `common_prefix_length`, as its tokenize_fn measures where the completion starts."""
-    from trl.data_utils import _tokenize, common_prefix_length
+def prompt_split(trainer, row: dict, conversational: bool) -> tuple[list[int], list[int]]:
+    """(the prompt's ids alone, prompt + completion's ids) as TRL's tokenize_fn makes them for a prompt-completion
+    row (its own `_tokenize`, with the generation prompt for a conversation): where they part is where TRL's
+    completion starts."""
+    from trl.data_utils import _tokenize
 
     tokenizer, template = trainer.tokenizer, trainer.chat_template
     if conversational:
@@ -120,13 +120,32 @@ def prompt_boundary_warnings(trainer, row: dict, conversational: bool) -> list[s
     else:
         prompt = _tokenize(tokenizer, row["prompt"], chat_template=template)["input_ids"]
         whole = _tokenize(tokenizer, row["prompt"] + row["completion"], chat_template=template)["input_ids"]
+    return list(prompt), list(whole)
+
+
+def prompt_completion_roles(trainer, row: dict, length: int) -> list[str]:
+    """(length,) 'prompt' or 'completion' per token of a plain prompt-completion row, split where TRL's
+    `common_prefix_length` of the prompt alone and the whole row says the completion starts."""
+    from trl.data_utils import common_prefix_length
+
+    start = common_prefix_length(*prompt_split(trainer, row, conversational=False))
+    return ["prompt"] * min(start, length) + ["completion"] * max(length - start, 0)
+
+
+def prompt_boundary_warnings(trainer, row: dict, conversational: bool) -> list[str]:
+    """A sentence when the prompt tokenized alone is not the start of prompt + completion tokenized together (tokens
+    merging across the boundary, or a template rendering the prompt otherwise): TRL's own tokenization and
+    `common_prefix_length`, as its tokenize_fn measures where the completion starts."""
+    from trl.data_utils import common_prefix_length
+
+    prompt, whole = prompt_split(trainer, row, conversational)
     lost = len(prompt) - common_prefix_length(prompt, whole)
     if not lost:
         return []
     return [
         f"The prompt alone ends in {lost} token{'s' if lost > 1 else ''} that prompt + completion tokenizes "
-        f"otherwise ({tokenizer.decode(prompt[-lost:])!r}): the completion counts from where they part, and the "
-        "model trains on a context it will not see when given the prompt alone."
+        f"otherwise ({trainer.tokenizer.decode(prompt[-lost:])!r}): the completion counts from where they part, and "
+        "the model trains on a context it will not see when given the prompt alone."
     ]
 
 
@@ -186,7 +205,8 @@ class LabeledAnalysis:
     analysis: Analysis
     preset: str
     roles: list[str] | None = None
-    """(n,) each token's message role or 'template'; None for plain-text data."""
+    """(n,) each token's message role or 'template' (conversations), 'prompt' or 'completion' (plain
+    prompt-completion rows); None for plain text."""
     row: int | None = None
     """The row's index in the file; None for a conversation given alone."""
     dropped: bool = False

@@ -16,6 +16,7 @@ from ..analysis.data_rows import (
     RowReport,
     batched_losses,
     conversation_of,
+    prompt_completion_roles,
     row_report,
     row_warnings,
     template_kwargs,
@@ -135,8 +136,8 @@ def totals(reports: list[RowReport]) -> ScanTotals:
 def analyze_row(
     data: DataFile, index: int, lm: AnyModel, options: LabelOptions, settings: Settings, top_k: int = 10
 ) -> LabeledAnalysis:
-    """Row `index`'s full analysis (the JSON contract) with TRL's labels, each token's role (conversations) and
-    the row's warnings among its notices."""
+    """Row `index`'s full analysis (the JSON contract) with TRL's labels, each token's role (a conversation's
+    roles, or prompt / completion) and the row's warnings among its notices."""
     index = whole_number(index, "The row", at_least=0)
     if index >= len(data):
         raise InputError(f"Row {index} is past the end: the file has rows 0 to {len(data) - 1}.")
@@ -157,6 +158,8 @@ def analyze_row(
         messages = conversation_of(row, data.format)
         rendered = render_text(lm.tokenizer, messages, trainer.chat_template, **template_kwargs(row))
         roles, _ = token_roles(lm, rendered, ids, message_spans(rendered, messages), messages)
+    elif data.format == "prompt-completion":
+        roles = prompt_completion_roles(trainer, row, len(ids))
     return LabeledAnalysis(result, options.preset, roles, index, labeled.dropped, labeled.pack)
 
 
