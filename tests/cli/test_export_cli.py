@@ -65,3 +65,31 @@ def test_the_default_model_exports_by_default(bundled_lm, run_cli, tmp_path):
     assert status == 0, err
     assert out.startswith("SmolLM2-135M-Instruct: wrote 6 files, 541.6 MB, to ")
     assert (tmp_path / "smollm2" / "chat_template.jinja").is_file()
+
+
+def test_an_adapter_exports_merged_only_when_its_base_is_offered(
+    run_cli, tiny_lora_dir, tiny_llama_dir, tmp_path, monkeypatch
+):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.delenv("VISUALIZER_ALLOW_ANY_MODEL", raising=False)
+    monkeypatch.setenv("VISUALIZER_MODELS", tiny_lora_dir)  # the adapter alone: its base is not offered
+    status, out, err = run_cli(["export-model", str(tmp_path / "refused"), "--model", tiny_lora_dir])
+    assert status == 2 and not out and len(err.splitlines()) == 1
+    assert f"is a LoRA adapter on '{tiny_llama_dir}', which is not a model offered here" in err
+    assert not (tmp_path / "refused").exists()
+
+    monkeypatch.setenv("VISUALIZER_MODELS", f"{tiny_lora_dir},{tiny_llama_dir}")
+    status, out, err = run_cli(["export-model", str(tmp_path / "merged"), "--model", tiny_lora_dir])
+    assert status == 0, err
+
+    def base():
+        return AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+
+    merged = PeftModel.from_pretrained(base(), tiny_lora_dir).merge_and_unload().eval()  # PEFT's own merge
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
+    ids = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, merged(ids).logits, atol=1e-5)
+        assert not torch.allclose(reloaded(ids).logits, base()(ids).logits, atol=1e-3)  # the adapter is in it

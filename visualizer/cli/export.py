@@ -23,6 +23,7 @@ def run_export(args, settings: Settings, out) -> None:
     import torch
 
     from ..errors import InputError
+    from ..model.adapters import check_adapter_base
     from ..model.export import check_export_directory, export_checkpoint
     from ..model.loading import load_model
 
@@ -31,6 +32,7 @@ def run_export(args, settings: Settings, out) -> None:
             f"Model '{args.model}' is not one this installation offers ({', '.join(settings.models)}); "
             "set VISUALIZER_MODELS or VISUALIZER_ALLOW_ANY_MODEL=1 to allow it."
         )
+    check_adapter_base(args.model, settings.allows)  # an adapter exports merged into its base: that base too
     directory = check_export_directory(args.directory)  # before loading: a refusal should not wait for weights
     lm = load_model(args.model)
     if not isinstance(getattr(lm, "model", None), torch.nn.Module):
