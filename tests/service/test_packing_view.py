@@ -76,3 +76,22 @@ def test_the_data_tabs_packing_panel_draws_what_the_service_gives(lm, data, tiny
     ]:
         figure, table, note = handlers.packing(*args)
         assert figure is None and table.empty and note.startswith(message)
+
+
+def test_moving_through_a_files_sequences_labels_it_once(lm, data, tmp_path, monkeypatch):
+    from visualizer.analysis.trainer_labels import TrainerLabels
+
+    options = td.label_options("all", 16, packing=True)
+    calls = []
+    label_chunks = TrainerLabels.label_chunks
+    monkeypatch.setattr(
+        TrainerLabels, "label_chunks", lambda self, *a, **k: calls.append(1) or label_chunks(self, *a, **k)
+    )
+    views = [pack_view(data, pack, lm, options) for pack in (0, 1, 0)]
+    assert len(calls) == 1 and views[0].packs == views[1].packs >= 2
+    assert views[2].comparison.sequence.rows == views[0].comparison.sequence.rows != views[1].comparison.sequence.rows
+    pack_view(data, 0, lm, td.label_options("all", 24, packing=True))  # other options: labelled again
+    assert len(calls) == 2
+    rewritten = write_jsonl(tmp_path / "text.jsonl", [{"text": t.upper()} for t in TEXTS])  # the same path, new rows
+    again = pack_view(td.open_data(rewritten, SETTINGS), 0, lm, options)
+    assert len(calls) == 3 and again.comparison.sequence.input_ids != views[0].comparison.sequence.input_ids

@@ -4,8 +4,11 @@ model with its examples seeing each other and kept apart. What the page's packin
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -21,6 +24,10 @@ from .inputs import whole_number
 from .training_data import trainer_for
 
 NEEDS_PACKING = "The packing view needs packing turned on (and a max_length: the length of TRL's sequences)."
+PACKED_FILES_KEPT = 4
+"""Files whose packed sequences are kept (the last used first): moving through one file's sequences labels it once."""
+_packed: OrderedDict[tuple, tuple[Any, list[PackedSequence]]] = OrderedDict()
+_packed_lock = threading.Lock()
 
 
 @dataclass
@@ -45,6 +52,24 @@ def packed_file(data: DataFile, lm: AnyModel, options: LabelOptions) -> Iterator
     return (sequence for chunk in trainer.label_chunks(data.dataset) for sequence in packed_sequences(chunk))
 
 
+def packed_list(data: DataFile, lm: AnyModel, options: LabelOptions) -> list[PackedSequence]:
+    """`packed_file` as a list, kept for the last PACKED_FILES_KEPT (file, model, options): the page's next click on
+    the same file reads them back instead of running TRL over every row again. A file is its dataset object (the
+    page's state hands the same one to each click; a file read again is labelled again)."""
+    key = (id(data.dataset), lm.name, options)
+    with _packed_lock:
+        kept = _packed.get(key)
+        if kept is not None:  # kept[0] holds the dataset, so no other object can take its id meanwhile
+            _packed.move_to_end(key)
+            return kept[1]
+    sequences = list(packed_file(data, lm, options))
+    with _packed_lock:
+        _packed[key] = (data.dataset, sequences)
+        while len(_packed) > PACKED_FILES_KEPT:
+            _packed.popitem(last=False)
+    return sequences
+
+
 def pack_comparisons(data: DataFile, lm: AnyModel, options: LabelOptions) -> Iterator[PackComparison]:
     """Every packed sequence's comparison (two forward passes each), in pack order, each as it is done; the
     model and the options are checked here, at once."""
@@ -57,7 +82,7 @@ def pack_view(data: DataFile, pack, lm: AnyModel, options: LabelOptions, classro
     the per-token difference) and the table per example; an InputError past the last sequence."""
     pack = whole_number(pack, "The packed sequence", at_least=0)
     weights = with_weights(lm, "Comparing packed examples")
-    sequences = list(packed_file(data, lm, options))
+    sequences = packed_list(data, lm, options)
     if pack >= len(sequences):
         raise InputError(
             f"Packed sequence {pack} is past the end: the file packs into sequences 0 to {len(sequences) - 1}."
