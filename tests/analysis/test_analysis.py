@@ -17,6 +17,11 @@ LOSS_TOL = {"abs": 3e-5, "rel": 5e-5}
 """float32 softmax against the test's float64 one: 8e-6 apart at p = 0.45 over a 49,152-token vocabulary; and the
 test's own forward pass is a second float32 pass, whose sums may run in another order (threads): 2.0e-5 apart
 relative at p = 0.18 in one CI run on 2 busy cores. A wrong row or token is off by far more."""
+SUM_TOL = {"abs": 5e-5}
+"""'all other tokens' is 1 minus the sentence's probabilities, so it carries their absolute errors, at most P_TOL's
+rel times their sum (<= 1): the bundled model's float32 log-softmax is 3.4e-5 off float64 in log p at a logit of
+32, which left 'other' 2.35e-5 off at position 18 of a mixed-script text (the same in every run). The entropy
+too: a shift d of every log p moves -sum p log p by about d (1 - H), 1.1e-5 at H = 0.46 there."""
 
 
 def check_against_own_forward_pass(result, lm, top_k):
@@ -44,7 +49,7 @@ def check_against_own_forward_pass(result, lm, top_k):
         assert pos.k == j + 1 and pos.target.id == ids[j + 1]
         assert pos.p_target == pytest.approx(row[t].item(), **P_TOL)
         assert pos.rank == int((logp32[j] > logp32[j, t]).sum()) + 1
-        assert pos.entropy == pytest.approx(-(row * torch.log(row)).nansum().item(), abs=1e-5, rel=2e-5)
+        assert pos.entropy == pytest.approx(-(row * torch.log(row)).nansum().item(), **SUM_TOL, rel=2e-5)
         top_p, top_ids = row.topk(min(top_k, len(row)))
         assert [c.p for c in pos.top] == pytest.approx(top_p.tolist(), **P_TOL)
         assert [row[c.token.id].item() for c in pos.top] == pytest.approx(top_p.tolist(), **P_TOL)  # ids with those p
@@ -52,11 +57,11 @@ def check_against_own_forward_pass(result, lm, top_k):
         if len(set(top_p.float().tolist())) == len(top_p):  # no tie inside the top-K: the ids are fixed
             assert [c.token.id for c in pos.top] == top_ids.tolist()
         assert result.vocab.probs[j] == pytest.approx(row[columns].tolist(), **P_TOL)
-        assert result.vocab.other[j] == pytest.approx(row[~in_sentence].sum().item(), abs=2e-5)
+        assert result.vocab.other[j] == pytest.approx(row[~in_sentence].sum().item(), **SUM_TOL)
         assert result.vocab.target_column[j] == columns.index(ids[j + 1])
         one_hot = torch.tensor([float(c == ids[j + 1]) for c in columns])
         expected_diff = [*(row[columns] - one_hot).abs().tolist(), row[~in_sentence].sum().item()]
-        assert result.vocab.abs_diff(j) == pytest.approx(expected_diff, abs=2e-5)
+        assert result.vocab.abs_diff(j) == pytest.approx(expected_diff, **SUM_TOL)
         if labels[j + 1] == IGNORE_INDEX:
             assert pos.loss is None and pos.masked
         else:
