@@ -83,11 +83,12 @@ def test_a_files_rows_fill_the_table_and_a_chosen_row_shows_in_every_view(page, 
 
     page.locator("#data-rows [role=gridcell]").nth(1).click()  # row 0's tokens (cells in reading order)
     page.wait_for_function(
-        "() => document.querySelector('#role-tokens')?.textContent.includes('Paris text · counted')", timeout=60_000
+        "() => document.querySelector('#role-tokens')?.textContent.includes('Paris completion · counted')",
+        timeout=60_000,
     )
     wait_for_summary(page, "8 tokens")  # the row's own loss line (the page's example has 4 tokens)
     tokens = page.locator("#role-tokens").text_content()
-    assert "capital text · masked" in tokens and "France text · masked" in tokens  # completion-only: prompt masked
+    assert "capital prompt · masked" in tokens and "France prompt · masked" in tokens  # completion-only
     wait_until_settled(page)  # every output of the row drawn
     page.get_by_role("tab", name="Loss").click()
     wait_for_tick(page, "loss-bars", "Paris")
@@ -123,6 +124,7 @@ def test_a_conversations_prompt_turns_are_masked_under_completion_only(page, ser
     wait_until_settled(page)
     if ASSETS.is_dir():
         page.locator("#role-tokens").scroll_into_view_if_needed()
+        page.mouse.move(1, 1)  # no hover left on whatever scrolled under the pointer
         page.screenshot(path=str(ASSETS / "data-row-masked.png"))
 
 

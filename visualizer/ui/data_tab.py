@@ -166,11 +166,13 @@ def build_data_tab(settings: Settings) -> SimpleNamespace:
             with gr.Row(visible=settings.hub_datasets):  # a Space: a Hub dataset instead of a file
                 c.hub_id = gr.Textbox(label="or a Hub dataset (owner/name)", scale=3, elem_id="hub-dataset")
                 c.hub_split = gr.Textbox("train", label="split", scale=1, elem_id="hub-split")
-            with gr.Row():
-                c.preset = gr.Dropdown(FILE_PRESETS, value="all", label="Preset (TRL)", elem_id="data-preset")
-                c.max_length = gr.Number(1024, precision=0, label="max_length (0: none)", elem_id="data-max-length")
-                c.packing = gr.Checkbox(False, label="packing", elem_id="data-packing")
-            c.scan_button = gr.Button("Scan rows", elem_id="scan-button")
+            c.preset = gr.Dropdown(FILE_PRESETS, value="all", label="Preset (TRL)", elem_id="data-preset")
+            with gr.Row():  # the preset alone on its line: at 1280 px a third of the page cannot hold all three
+                c.max_length = gr.Number(
+                    1024, precision=0, label="max_length (0: none)", min_width=140, elem_id="data-max-length"
+                )
+                c.packing = gr.Checkbox(False, label="packing", min_width=110, elem_id="data-packing")
+            c.scan_button = gr.Button("Scan rows", variant="primary", elem_id="scan-button")
         with gr.Column(scale=2):
             c.tokens = gr.HighlightedText(
                 label="Tokens by role: counted or masked", combine_adjacent=False, elem_id="role-tokens"
@@ -182,7 +184,7 @@ def build_data_tab(settings: Settings) -> SimpleNamespace:
     with gr.Accordion("Packing: each example's loss seeing the others and kept apart", open=False):
         with gr.Row():
             c.pack = gr.Number(0, precision=0, minimum=0, label="Packed sequence", elem_id="pack-index")
-            c.pack_button = gr.Button("Compare packed examples", elem_id="pack-button")
+            c.pack_button = gr.Button("Compare packed examples", variant="primary", elem_id="pack-button")
         c.pack_note = gr.Textbox(label="Packed sequence", interactive=False, lines=1, elem_id="pack-note")
         c.pack_plot = gr.Plot(show_label=False, elem_id="pack-plot")
         c.pack_table = gr.Dataframe(headers=list(EXAMPLE_COLUMNS), interactive=False, elem_id="pack-table")

@@ -69,7 +69,7 @@ def build_layers_tab() -> SimpleNamespace:
                     elem_id="lens-value",
                     scale=4,
                 )
-                c.button = gr.Button("Show layers", elem_id="lens-button", scale=1)
+                c.button = gr.Button("Show layers", variant="primary", elem_id="lens-button", scale=1)
             c.summary = gr.Textbox(
                 label="Layers", interactive=False, lines=2, elem_id="lens-summary", elem_classes="summary"
             )
