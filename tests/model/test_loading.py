@@ -1,5 +1,6 @@
 """Model loading: sources, refusals, and the weight cache (hit, miss, corrupt, unwritable)."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -150,6 +151,28 @@ def test_a_conversion_is_cached_under_xdg_cache_home(fake_gguf, monkeypatch, tmp
     (cache_dir,) = (tmp_path / "xdg" / "visualizer").iterdir()
     assert cache_dir.name.startswith("tiny-") and (cache_dir / "model.safetensors").is_file()
     assert not (tmp_path / "cache").exists()  # nothing where VISUALIZER_CACHE pointed before
+
+
+def test_a_new_cache_removes_the_ones_it_replaces_and_no_other(fake_gguf):
+    path, _ = fake_gguf
+    root = loading.cache_root()
+    me = str(path.resolve())
+    siblings = {
+        "tiny-oldformat": {"format": 1, "files": {}},  # format 1: never read again
+        "tiny-beforeedit": {"format": 2, "source": me, "files": {}},  # this file before it changed
+        "tiny-otherfile": {"format": 2, "source": "/elsewhere/tiny.gguf", "files": {}},
+        "tiny-newer": {"format": 3, "source": me, "files": {}},  # a newer version's cache
+        "other-oldformat": {"format": 1, "files": {}},  # another model's
+    }
+    for name, manifest in siblings.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "manifest.json").write_text(json.dumps(manifest))
+    (root / "tiny-nomanifest").mkdir()
+    assert load_gguf(path)[2] == "gguf"
+    (cache,) = [p.name for p in root.iterdir() if p.name not in siblings and p.name != "tiny-nomanifest"]
+    left = sorted(p.name for p in root.iterdir())
+    assert left == sorted([cache, "tiny-otherfile", "tiny-newer", "other-oldformat", "tiny-nomanifest"])
+    assert json.loads((root / cache / "manifest.json").read_text())["source"] == me
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete_weights", "delete_manifest", "garbage_manifest"])

@@ -264,7 +264,8 @@ def load_gguf(path: Path):
     elif cache.exists():
         log.warning("weight cache %s is incomplete; rebuilding it", cache)
     model, tokenizer = _from_pretrained(str(path.parent), gguf_file=path.name)
-    _write_cache(model, tokenizer, cache)
+    if _write_cache(model, tokenizer, cache, source=path):
+        _remove_stale_caches(cache, path)
     return model, tokenizer, "gguf"
 
 
@@ -284,15 +285,37 @@ def _cache_is_complete(cache: Path) -> bool:
         return False
 
 
-def _write_cache(model, tokenizer, cache: Path) -> None:
-    """Write the standard checkpoint (`export.export_checkpoint`) into a temp dir, then rename it into place."""
+def _write_cache(model, tokenizer, cache: Path, source: Path) -> bool:
+    """Write the standard checkpoint (`export.export_checkpoint`) into a temp dir, then rename it into place;
+    False (and a warning) when it cannot be written."""
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))
         files = export_checkpoint(model, tokenizer, tmp)
-        (tmp / "manifest.json").write_text(json.dumps({"format": _CACHE_FORMAT, "files": files}))
+        manifest = {"format": _CACHE_FORMAT, "source": str(source.resolve()), "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
         shutil.rmtree(cache, ignore_errors=True)
         os.replace(tmp, cache)
+        return True
     except OSError:
         log.warning("could not write weight cache %s; running without it", cache, exc_info=True)
         shutil.rmtree(locals().get("tmp", cache.parent / ".none"), ignore_errors=True)
+        return False
+
+
+def _remove_stale_caches(cache: Path, source: Path) -> None:
+    """Delete the caches `cache` replaces (a few hundred MB each): those of the same GGUF file before it changed,
+    and those of an older cache format, which this version never reads. A cache of another file (or of a newer
+    format), or a directory without a manifest, is left alone."""
+    for other in cache.parent.glob(f"{source.stem}-*"):
+        if other == cache or not other.is_dir():
+            continue
+        try:
+            manifest = json.loads((other / "manifest.json").read_text())
+            version = int(manifest.get("format", 0))
+            same_file = manifest.get("source") == str(source.resolve())
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+        if version < _CACHE_FORMAT or (version == _CACHE_FORMAT and same_file):
+            log.info("removing the stale weight cache %s", other)
+            shutil.rmtree(other, ignore_errors=True)
