@@ -176,21 +176,12 @@ class PageClient:
     def open_view(self, name: str) -> None:
         """Select the tab `name` in this session, as a click on it does (the page's `track_tab` event); an app
         without that event (before it drew only the tab shown) is left as it is."""
-        found = next(
-            (d for d in self.config["dependencies"] if d.get("api_name") == "track_tab" and d.get("targets")), None
-        )
+        found = self._event("track_tab")
         if found is None:
             return
         tabs = [c for c in self.config["components"] if c.get("props", {}).get("label") == name]
         index = next((c.get("props", {}).get("id") for c in tabs), None)
-        body = {
-            "data": [],
-            "fn_index": found.get("id"),
-            "trigger_id": found["targets"][0][0],
-            "session_hash": self.session,
-            "event_data": {"index": index, "value": name, "selected": True},
-        }
-        self.http.post(f"{self.url}{self.prefix}/run/predict", json=body).raise_for_status()
+        self._run(found, [], {"index": index, "value": name, "selected": True})
 
     def analyze(self, text: str, follow: bool = False) -> Reply:
         """Run the page's analysis of `text` and wait for its result (its time is to the open tab's lead figure).
@@ -236,20 +227,31 @@ class PageClient:
     def _follow_up(self) -> int:
         """Figure characters of the page's `draw_tab` event, which runs when the held analysis changes (no forward
         pass); 0 for an app without it. The held analysis and the open tab are this session's state on the server."""
-        found = next((d for d in self.config["dependencies"] if d.get("api_name") == "draw_tab"), None)
+        found = self._event("draw_tab")
         if found is None:
             return 0
         values = {c["id"]: c.get("props", {}).get("value") for c in self.config["components"]}
+        return figure_bytes(self._run(found, [values.get(i) for i in found["inputs"]], None).get("data") or [])
+
+    def _event(self, api_name: str) -> dict | None:
+        """The page's event named `api_name` with a trigger, from the app's config; None when it has none."""
+        return next(
+            (d for d in self.config["dependencies"] if d.get("api_name") == api_name and d.get("targets")), None
+        )
+
+    def _run(self, event: dict, data: list, event_data: dict | None) -> dict:
+        """Run `event` in this session outside the queue (`/run/predict`, as the page's unqueued events run) and
+        return its JSON answer; an HTTP error is raised."""
         body = {
-            "data": [values.get(i) for i in found["inputs"]],
-            "fn_index": found.get("id"),
-            "trigger_id": found["targets"][0][0],
+            "data": data,
+            "fn_index": event.get("id"),
+            "trigger_id": event["targets"][0][0],
             "session_hash": self.session,
-            "event_data": None,
+            "event_data": event_data,
         }
         answer = self.http.post(f"{self.url}{self.prefix}/run/predict", json=body)
         answer.raise_for_status()
-        return figure_bytes(answer.json().get("data") or [])
+        return answer.json()
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
