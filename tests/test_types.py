@@ -1,4 +1,4 @@
-"""The type hints of visualizer/model and visualizer/analysis, checked by mypy with pyproject.toml's [tool.mypy]."""
+"""The type hints of the whole package and app.py, checked by mypy with pyproject.toml's [tool.mypy]."""
 
 import shutil
 import subprocess
@@ -26,19 +26,20 @@ def mypy(cache: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def test_model_and_analysis_type_check(cache):
+def test_the_package_type_checks(cache):
     done = mypy(cache)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
 
 
 def test_a_type_error_fails_the_check(cache, tmp_path):
-    """The check can fail: the same config on a copy where a function returns the wrong type."""
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    """The check can fail, in the UI layer too: the same config on a copy where a function returns the wrong type."""
+    for name in ("pyproject.toml", "app.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "visualizer", tmp_path / "visualizer", ignore=shutil.ignore_patterns("__pycache__"))
-    tokens = tmp_path / "visualizer" / "model" / "tokens.py"
-    tokens.write_text(
-        tokens.read_text() + '\n\ndef _wrong() -> int:\n    """Deliberately mistyped."""\n    return "x"\n'
+    shared = tmp_path / "visualizer" / "ui" / "shared.py"
+    shared.write_text(
+        shared.read_text() + '\n\ndef _wrong() -> int:\n    """Deliberately mistyped."""\n    return "x"\n'
     )
     done = mypy(cache, cwd=tmp_path)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-1000:]
-    assert "visualizer/model/tokens.py" in done.stdout and "[return-value]" in done.stdout
+    assert "visualizer/ui/shared.py" in done.stdout and "[return-value]" in done.stdout

@@ -11,6 +11,7 @@ Pure: no gradio, no plotly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -29,7 +30,7 @@ class Slots:
     count: int
     """How many rows both sides have."""
 
-    def spread(self, items: list, fill) -> list:
+    def spread(self, items: Sequence, fill) -> list:
         """`items` placed in their rows, `fill` in the gaps.
 
         Example: Slots([0, 2], 3).spread(['a', 'b'], '') -> ['a', '', 'b']."""

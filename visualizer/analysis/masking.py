@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..model.loading import LoadedModel
+from ..model.loading import AnyModel
 from .one_pass import Encoded, encode_text
 
 PLAIN_PROMPT = "User: {prompt}\nAssistant:"
@@ -47,7 +47,7 @@ class ChatExample:
         }
 
 
-def mask_until(text: str, marker: str, lm: LoadedModel, bos: bool = False, max_tokens: int | None = None) -> list[int]:
+def mask_until(text: str, marker: str, lm: AnyModel, bos: bool = False, max_tokens: int | None = None) -> list[int]:
     """Label indices to mask: every token up to and including the first occurrence of `marker`.
 
     A token counts as part of the prompt when it starts before the marker's last character ends.
@@ -57,7 +57,7 @@ def mask_until(text: str, marker: str, lm: LoadedModel, bos: bool = False, max_t
     return mask_until_encoded(encode_text(lm, text, bos=bos, max_tokens=max_tokens, offsets=True), marker, lm)
 
 
-def mask_until_encoded(encoded: Encoded, marker: str, lm: LoadedModel) -> list[int]:
+def mask_until_encoded(encoded: Encoded, marker: str, lm: AnyModel) -> list[int]:
     """`mask_until` for a text already encoded (best with `offsets`): no second tokenizer call."""
     return list(range(count_before(encoded, marker_end(encoded.text, marker), lm)))
 
@@ -72,12 +72,12 @@ def marker_end(text: str, marker: str) -> int:
     return where + len(marker)
 
 
-def tokens_before(text: str, end: int, lm: LoadedModel, bos: bool = False, max_tokens: int | None = None) -> int:
+def tokens_before(text: str, end: int, lm: AnyModel, bos: bool = False, max_tokens: int | None = None) -> int:
     """How many of the text's tokens (as analyze encodes it) start before character `end`."""
     return count_before(encode_text(lm, text, bos=bos, max_tokens=max_tokens, offsets=True), end, lm)
 
 
-def count_before(encoded: Encoded, end: int, lm: LoadedModel) -> int:
+def count_before(encoded: Encoded, end: int, lm: AnyModel) -> int:
     """How many of the encoded tokens (a BOS among them) start before character `end` of its text: from the
     offsets mapping, else (a slow tokenizer) from decoded prefixes."""
     starts = encoded.starts
@@ -86,7 +86,7 @@ def count_before(encoded: Encoded, end: int, lm: LoadedModel) -> int:
     return int(bool(encoded.bos)) + sum(1 for s in starts if s < end)
 
 
-def starts_by_decoding(ids: list[int], lm: LoadedModel, end: int) -> list[int]:
+def starts_by_decoding(ids: list[int], lm: AnyModel, end: int) -> list[int]:
     """Token starts as cumulative decoded lengths, stopping once past `end` (for slow tokenizers).
 
     Token i starts at len(decode(ids[:i])), less a trailing U+FFFD: a prefix that ends inside a
@@ -104,7 +104,7 @@ def starts_by_decoding(ids: list[int], lm: LoadedModel, end: int) -> list[int]:
 
 
 def chat_example(
-    prompt: str, answer: str, lm: LoadedModel, bos: bool = False, max_tokens: int | None = None
+    prompt: str, answer: str, lm: AnyModel, bos: bool = False, max_tokens: int | None = None
 ) -> ChatExample:
     """Prompt + answer through the chat template (or PLAIN_PROMPT), so that only the answer counts."""
     if not isinstance(prompt, str) or not prompt.strip():

@@ -131,7 +131,8 @@ def bench_load(model: str, entry: str, tokenizer, plan: EnginePlan, workdir: Pat
             page.close()
             if not all(r.ok for r in replies):
                 raise RuntimeError(f"the app could not analyse with {name}: {replies[-1].error}")
-        models, sides = {"engine": entry, "in_process": model}, {"engine": {}, "in_process": {}}
+        models = {"engine": entry, "in_process": model}
+        sides: dict[str, dict] = {"engine": {}, "in_process": {}}
         for kind, clients in (("single", 1), ("concurrent", plan.clients)):
             runs = interleaved(server.url, texts, clients, plan.requests, plan.section_seconds, models)
             for side, result in runs.items():
@@ -279,21 +280,23 @@ def table(results: dict) -> str:
 
 def run(model: str, plan: EnginePlan, workdir: Path) -> dict:
     """Export, serve, measure both sections, stop the server; a failed section is recorded, the other still runs."""
+    from ..model.engine import EngineModel
     from ..model.export import export_checkpoint
-    from ..model.loading import load_model
+    from ..model.loading import load_model, with_weights
     from .run import _section, machine
 
     before = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
         results: dict = {"machine": machine(), "model": model, "plan": asdict(plan), "threads": THREADS}
-        local = load_model(model)
+        local = with_weights(load_model(model), "The engine benchmark's in-process side")
         install_vllm()
         results["vllm"] = vllm_version()
         export_checkpoint(local, None, workdir / "model")
         with vllm_serving(workdir / "model", workdir) as server:
             results["engine_entry"], results["server_start_s"] = server.entry, server.timings["start"]
             engine = load_model(server.entry)
+            assert isinstance(engine, EngineModel)  # a vllm: entry loads as one
             _section(results, "analysis", lambda: bench_analysis(local, engine, plan))
             _section(results, "table_probes", lambda: bench_table_probes(engine, plan))
             _section(results, "load", lambda: bench_load(model, server.entry, local.tokenizer, plan, workdir))

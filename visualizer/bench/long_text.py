@@ -17,9 +17,9 @@ def long_probe(model: str, tokens: str) -> dict:
     import torch
 
     from ..analysis.one_pass import analyze
-    from ..model.loading import load_model
+    from ..model.loading import load_model, with_weights
 
-    lm = load_model(model)
+    lm = with_weights(load_model(model), "The long-text benchmark")
     n = min(int(tokens), lm.max_context)
     text = text_of_tokens(lm.tokenizer, n)
     forward, _ = forward_fn(lm, text)

@@ -72,14 +72,21 @@ class Server:
         threading.Thread(target=self._sample, daemon=True).start()
         return self
 
+    @property
+    def process(self) -> subprocess.Popen:
+        """The app's process (once started)."""
+        if self.proc is None:
+            raise RuntimeError("the app was not started")
+        return self.proc
+
     def wait_ready(self, timeout: float) -> float:
         """Seconds from start until the app serves its config."""
         import httpx
 
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with status {self.proc.returncode}; see {self.log}")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited with status {self.process.returncode}; see {self.log}")
             try:
                 if httpx.get(f"{self.url}/config", timeout=2).status_code == 200:
                     return time.perf_counter() - self.started
@@ -92,17 +99,17 @@ class Server:
         """The process's resident set size now, bytes."""
         import psutil
 
-        return psutil.Process(self.proc.pid).memory_info().rss
+        return psutil.Process(self.process.pid).memory_info().rss
 
     def peak_rss(self) -> int:
         """The process's peak RSS so far: VmHWM where Linux gives it, else the sampled maximum."""
-        hwm = vm_hwm(self.proc.pid)
+        hwm = vm_hwm(self.process.pid)
         sampled = max((rss for _, rss in self.samples), default=0)
         return max(hwm or 0, sampled)
 
     def _sample(self) -> None:
         """Record (seconds since start, RSS) four times a second until stopped."""
-        while not self._stop.is_set() and self.proc.poll() is None:
+        while not self._stop.is_set() and self.process.poll() is None:
             try:
                 self.samples.append((time.perf_counter() - self.started, self.rss()))
             except Exception:  # noqa: BLE001 - the process may end between the check and the read
@@ -264,11 +271,13 @@ def analyze_event(config: dict) -> tuple[int, int, list, int, int]:
     components = {c["id"]: c for c in config["components"]}
     by_elem = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
     button, text, model = by_elem.get("analyze-button"), by_elem.get("text-input"), by_elem.get("model")
+    if button is None:
+        raise RuntimeError("the app has no 'analyze-button'")
     for i, dep in enumerate(config["dependencies"]):
         inputs = dep["inputs"]
         if [button, "click"] in [list(t) for t in dep.get("targets", [])] and text in inputs and model in inputs:
             defaults = [components[c].get("props", {}).get("value") for c in inputs]
-            return dep.get("id", i), button, defaults, inputs.index(text), inputs.index(model)
+            return int(dep.get("id", i)), int(button), defaults, inputs.index(text), inputs.index(model)
     raise RuntimeError("the app has no 'analyze-button' click event taking 'text-input' and 'model'")
 
 

@@ -29,6 +29,7 @@ def bench_startup(model: str, cache: Path, workdir: Path, plan: Plan) -> tuple[d
         result, server = _first_analysis(Server(model, cache, workdir / f"server-warm-{i}.log"), keep=last)
         starts.append(result)
     out["warm"] = _warm_summary(starts)
+    assert server is not None  # the last warm start keeps its server
     return out, server
 
 

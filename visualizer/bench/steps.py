@@ -24,7 +24,7 @@ import torch
 
 from ..analysis.generation import Decoding, Generation
 from ..analysis.training import train_on_text
-from ..model.loading import LoadedModel, load_model
+from ..model.loading import LoadedModel, load_model, with_weights
 from ..settings import BUNDLED_MODEL
 
 PROMPT = "Once upon a time, in a small village by the sea,"
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 new tokens and 2 training steps (for tests)")
     parser.add_argument("--out", default="bench-results/steps.json")
     args = parser.parse_args(argv)
-    lm = load_model(args.model)
+    lm = with_weights(load_model(args.model), "The generation and training benchmark")
     report = {
         "machine": {
             "platform": platform.platform(),

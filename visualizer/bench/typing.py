@@ -99,7 +99,7 @@ def keystroke_to_figure(page, lm, texts: list[str]) -> list[tuple[float, float]]
 
 def server_cpu(server: Server) -> float:
     """The server process's CPU seconds so far (user + system)."""
-    times = psutil.Process(server.proc.pid).cpu_times()
+    times = psutil.Process(server.process.pid).cpu_times()
     return times.user + times.system
 
 
@@ -149,7 +149,8 @@ def open_other_views(page) -> None:
 
 def in_turn(pages: dict, lm, texts: list[str]) -> dict[str, list[tuple[float, float]]]:
     """Keystroke-to-figure seconds (strip, heatmap) per text on each page, the pages taking turns (A B, then B A)."""
-    names, seconds = list(pages), {name: [] for name in pages}
+    names = list(pages)
+    seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in pages}
     for i, text in enumerate(texts):
         for name in names if i % 2 == 0 else names[::-1]:
             pages[name].bring_to_front()

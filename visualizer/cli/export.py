@@ -20,12 +20,10 @@ def register(commands, settings: Settings) -> None:
 
 def run_export(args, settings: Settings, out) -> None:
     """Check the model name and the directory, load the model, write it, print what was written."""
-    import torch
-
     from ..errors import InputError
     from ..model.adapters import check_adapter_base
     from ..model.export import check_export_directory, export_checkpoint
-    from ..model.loading import load_model
+    from ..model.loading import LoadedModel, load_model
 
     if not settings.allows(args.model):
         raise InputError(
@@ -35,7 +33,7 @@ def run_export(args, settings: Settings, out) -> None:
     check_adapter_base(args.model, settings.allows)  # an adapter exports merged into its base: that base too
     directory = check_export_directory(args.directory)  # before loading: a refusal should not wait for weights
     lm = load_model(args.model)
-    if not isinstance(getattr(lm, "model", None), torch.nn.Module):
+    if not isinstance(lm, LoadedModel):
         raise InputError(f"'{args.model}' runs in an engine, not in this process: there are no weights here to export.")
     try:
         files = export_checkpoint(lm, None, directory)

@@ -168,4 +168,5 @@ class NewestRequests:
     def forget(self, session: str | None) -> None:
         """Drop a closed session's record."""
         with self._lock:
-            self._newest.pop(session, None)
+            if session is not None:
+                self._newest.pop(session, None)

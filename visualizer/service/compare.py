@@ -319,11 +319,20 @@ def _detail(analysis: Analysis, j: int | None, side: int, style: plotting.Figure
     return fig
 
 
+def _shown_side(compared: Compared, ja: int | None, jb: int | None) -> tuple[Analysis, int]:
+    """(analysis, position) an aligned row is named after: model A's where it has the row, else B's (every aligned
+    row has at least one)."""
+    if ja is not None:
+        return compared.a, ja
+    assert jb is not None, "an aligned row with neither model's position"
+    return compared.b, jb
+
+
 def position_rows(compared: Compared) -> list[tuple[str, int]]:
     """Choices for the position-detail view: one per aligned row, 'A k=3 · B k=4: …likes → ␣food'."""
     out = []
     for r, (ja, jb) in enumerate(compared.positions.rows):
-        x, j = (compared.a, ja) if ja is not None else (compared.b, jb)
+        x, j = _shown_side(compared, ja, jb)
         ks = f"A k={'—' if ja is None else ja + 1} · B k={'—' if jb is None else jb + 1}"
         out.append((f"{ks}: {x.contexts[j][-30:]} → {x.tokens[j + 1].display}", r))
     return out
@@ -358,8 +367,8 @@ def loss_difference(compared: Compared, style: plotting.FigureStyle = plotting.N
 
 def _diff_label(compared: Compared, ja: int | None, jb: int | None) -> str:
     """'k=3 ␣food' when both models have the same position; 'A k=3 · B k=4 ␣food' otherwise."""
-    x, j = (compared.a, ja) if ja is not None else (compared.b, jb)
+    x, j = _shown_side(compared, ja, jb)
     token = plotting.escape_text(x.tokens[j + 1].display)
-    if ja == jb:
+    if ja is not None and ja == jb:
         return f"k={ja + 1} {token}"
     return f"A k={'—' if ja is None else ja + 1} · B k={'—' if jb is None else jb + 1} {token}"

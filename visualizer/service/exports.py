@@ -24,7 +24,8 @@ EXPORT_MAX_AGE_S = 600
 def export_files(analysis: Analysis, directory: str | None = None) -> tuple[str, str, str]:
     """Write every download into `directory` (a fresh folder when None); return their paths."""
     folder = Path(directory) if directory else _fresh_export_folder()
-    return tuple(_write_export(analysis, kind, folder) for kind in EXPORTS)
+    positions, top_k, whole = (_write_export(analysis, kind, folder) for kind in EXPORTS)
+    return positions, top_k, whole
 
 
 def export_file(analysis: Analysis, kind: str) -> str:

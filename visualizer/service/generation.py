@@ -48,7 +48,7 @@ def _int_or_none(value, name: str) -> int | None:
 def decoding(max_new_tokens=DEFAULT_NEW_TOKENS, temperature=None, top_k=None, top_p=None, seed=None) -> Decoding:
     """The API's and CLI's reading: None switches a filter off, no temperature means greedy."""
     return Decoding(
-        max_new_tokens=_int_or_none(max_new_tokens, "The number of new tokens"),
+        max_new_tokens=whole_number(max_new_tokens, "The number of new tokens"),  # never None: no limit is no run
         temperature=temperature,
         top_k=_int_or_none(top_k, "Top-k"),
         top_p=top_p,
@@ -189,6 +189,8 @@ def generation_views(run: GenerationRun, classroom: bool = False, step: int | No
     """
     gen, style = run.generation, plotting.CLASSROOM if classroom else plotting.NORMAL
     forced = run.teacher_forced()
+    if forced is None:
+        raise InputError(generation_figures.NOTHING_GENERATED)
     return GenerationViews(
         summary=generation_summary(run),
         steps=generation_figures.steps_heatmap(gen, style),
@@ -218,10 +220,11 @@ def generation_summary(run: GenerationRun) -> str:
     gen = run.generation
     n, limit = len(gen.steps), gen.decoding.max_new_tokens
     head = f"{gen.lm.name} · {generation_figures.decoding_text(gen)} · {n} of {limit} new tokens"
-    nxt = {
+    stops: dict[str | None, str] = {
         STOP_EOS: "Stopped: the model chose its end-of-text token.",
         STOP_MAX: f"Stopped: {limit} new tokens, the limit.",
-    }.get(gen.stop_reason, "Next token adds one step; Run to end goes on until EOS or the limit.")
+    }
+    nxt = stops.get(gen.stop_reason, "Next token adds one step; Run to end goes on until EOS or the limit.")
     lines = [head, nxt]
     forced = run.teacher_forced()
     if forced is not None:

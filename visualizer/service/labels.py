@@ -10,7 +10,7 @@ from functools import cached_property
 from ..analysis.masking import chat_example, mask_until_encoded
 from ..analysis.one_pass import IGNORE_INDEX, Analysis, Encoded, analyze_encoded, encode_text, token_limit
 from ..errors import InputError
-from ..model.loading import LoadedModel, is_loaded
+from ..model.loading import AnyModel, is_loaded
 from ..settings import Settings
 from .inputs import check_text, whole_number
 from .models import TRAINED_CHOICE, resolve_model
@@ -38,7 +38,7 @@ class MaskChoice:
         """Whether the labels depend on where each token starts in the text: masking up to a typed marker."""
         return self.mode == "up to a marker" and not self.waiting_for_marker
 
-    def indices(self, lm: LoadedModel, encoded: Encoded) -> list[int]:
+    def indices(self, lm: AnyModel, encoded: Encoded) -> list[int]:
         """The label indices to mask for the encoded text (encoded with offsets when `needs_offsets`)."""
         if self.mode not in MASK_MODES:
             raise InputError(f"Unknown masking mode '{self.mode}'; choose one of: {', '.join(MASK_MODES)}.")
@@ -58,7 +58,7 @@ class EncodedOnce:
     after: the steps of a page request (the picks kept across an edit, whether the page already shows it, the
     analysis) share one tokenizer call, and a step that can read the held analysis's ids makes none."""
 
-    lm: LoadedModel
+    lm: AnyModel
     text: str
     bos: bool
     max_tokens: int | None
@@ -87,12 +87,12 @@ def analyze_with_mask(
     return masked_analysis(lm, _once(lm, text, settings, mask, bos).encoded, settings, mask, top_k)
 
 
-def _once(lm: LoadedModel, text: str, settings: Settings, mask: MaskChoice, bos: bool) -> EncodedOnce:
+def _once(lm: AnyModel, text: str, settings: Settings, mask: MaskChoice, bos: bool) -> EncodedOnce:
     """The request's one encoding of its text: what the budget counts, the masking reads and the model is fed."""
     return EncodedOnce(lm, text, bool(bos), settings.max_tokens, offsets=mask.needs_offsets)
 
 
-def masked_analysis(lm: LoadedModel, encoded: Encoded, settings: Settings, mask: MaskChoice, top_k) -> Analysis:
+def masked_analysis(lm: AnyModel, encoded: Encoded, settings: Settings, mask: MaskChoice, top_k) -> Analysis:
     """The one forward pass over the encoded text, with the labels the masking choice sets to -100."""
     masked = mask.indices(lm, encoded)
     result = analyze_encoded(

@@ -11,13 +11,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import plotly.graph_objects as go
 
 from ..analysis import lesson as computations
 from ..analysis.one_pass import Analysis
 from ..errors import InputError
-from ..model.loading import LoadedModel, with_weights
+from ..model.loading import AnyModel, LoadedModel, with_weights
 from ..settings import Settings
 from ..views import lesson as steps
 from ..views.headings import style_for
@@ -79,7 +80,8 @@ class Remembered:
     """The last few results of a slow computation, by key (thread-safe)."""
 
     def __init__(self, size: int = REMEMBERED):
-        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+        self.size, self._lock = size, threading.Lock()
+        self._items: OrderedDict[Any, Any] = OrderedDict()
 
     def get(self, key, compute: Callable):
         """The remembered result for `key`, computing it first if it is not there."""
@@ -109,7 +111,7 @@ def lesson_view(
     k: int | None,
     classroom: bool,
     settings: Settings,
-    model: Callable[[], LoadedModel],
+    model: Callable[[], AnyModel],
 ) -> LessonView:
     """Draw step `step` of the lesson for this analysis; `model` gives the analysed model for steps 7-8."""
     step = check_step(step)

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from ..analysis.one_pass import Analysis, Encoded, analyze, analyze_encoded, encode_text, validate_top_k
 from ..errors import InputError, ModelLoadError
 from ..model.adapters import check_adapter_base
-from ..model.loading import LoadedModel, is_loaded, load_model
+from ..model.loading import AnyModel, is_loaded, load_model
 from ..settings import Settings
 from ..views import plotting, predictions, tables, walkthrough
 from ..views.loss import loss_bars
@@ -72,7 +72,7 @@ def check_model_allowed(name: str, settings: Settings) -> str:
     return name
 
 
-def get_model(name: str, settings: Settings, on_loading: Callable[[str], None] | None = None) -> LoadedModel:
+def get_model(name: str, settings: Settings, on_loading: Callable[[str], None] | None = None) -> AnyModel:
     """An allowed model from the registry, telling `on_loading` when it must be loaded first."""
     check_model_allowed(name, settings)
     _REQUESTED.set()
@@ -141,7 +141,7 @@ def analysis_contract(
 
 
 def _analyze(
-    lm: LoadedModel, encoded: Encoded, settings: Settings, top_k, mask_first: int, exact_table: bool = True
+    lm: AnyModel, encoded: Encoded, settings: Settings, top_k, mask_first: int, exact_table: bool = True
 ) -> Analysis:
     """The request's one forward pass over its encoded text, shared with overlapping requests (`exact_table`: see
     `analyze_ids`)."""

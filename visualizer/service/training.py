@@ -43,7 +43,7 @@ class TrainingViews:
 
 
 def run_training(
-    session_id: str,
+    session_id: str | None,
     text: str,
     settings: Settings,
     model: str,
@@ -55,7 +55,8 @@ def run_training(
     classroom: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainingViews:
-    """Train this session's copy on `text`; the walkthrough's table before and after, side by side."""
+    """Train this session's copy on `text`; the walkthrough's table before and after, side by side (a browser
+    session only: an InputError without one)."""
     if not session_id:
         raise InputError("Training needs a browser session.")
     lm = with_weights(resolve_model(model, settings, session_id), "Training")
@@ -75,6 +76,7 @@ def run_training(
         progress=_with_deadline(progress, settings.time_limit_s),
         slots=training_slots(settings),
     )
+    assert run.trained is not None  # a run the service made holds its trained copy
     after = analyze(text, run.trained, masked=masked, bos=bool(bos), max_tokens=settings.max_tokens)
     curve, heatmap, before_fig, after_fig = training_figures(run, before, after, classroom)
     return TrainingViews(

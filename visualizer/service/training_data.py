@@ -146,7 +146,7 @@ def analyze_row(
     chunk = data.dataset.select(range(first, min(first + PACK_ROWS, len(data)) if options.packing else index + 1))
     labeled = next(r for r in trainer.label_rows(chunk, first) if r.row == index)
     row = data.row(index)
-    text = lm.tokenizer.decode(labeled.input_ids)
+    text = str(lm.tokenizer.decode(labeled.input_ids))
     ids, labels, cut = _within_limit(lm, labeled, settings)
     result = analyze_ids(lm, ids, labels, text=text, top_k=top_k, truncated=cut)
     if cut:

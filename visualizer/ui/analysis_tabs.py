@@ -156,7 +156,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         picked,
         open_tab=None,
         order=None,
-        request: gr.Request = None,
+        request: gr.Request | None = None,
         progress=gr.Progress(),
     ):
         """Run one analysis for the page (text, model or options changed, or Analyze pressed)."""
@@ -192,7 +192,7 @@ def make_analysis_handlers(settings: Settings) -> SimpleNamespace:
         picked,
         open_tab=None,
         order=None,
-        request: gr.Request = None,
+        request: gr.Request | None = None,
         progress=gr.Progress(),
     ):
         """The analysis, unless the page already shows it: a masking control touched without changing which

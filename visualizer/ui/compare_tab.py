@@ -33,7 +33,7 @@ def make_compare_handlers(settings: Settings) -> SimpleNamespace:
         picked,
         held=None,
         model=None,
-        request: gr.Request = None,
+        request: gr.Request | None = None,
     ):
         """Two models on the text with the page's masking (picks made on the page's model, carried over by
         their characters), lined up; or, when the page shows a conversation or a data row, on its tokens and

@@ -36,13 +36,13 @@ def role_tokens(labeled) -> gr.HighlightedText:
     """Each token with its role and whether it counts, coloured by that (gr.HighlightedText shows text, never
     markup)."""
     spans, colors = role_spans(labeled)
-    return gr.HighlightedText(value=spans, color_map=colors)
+    return gr.HighlightedText(value=[(token, mark) for token, mark in spans], color_map=colors)
 
 
 def _messages(table) -> list[dict]:
     """The editor's rows as messages (blank rows left out)."""
     frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table or [], columns=CHAT_COLUMNS)
-    rows = frame.fillna("").astype(str).values.tolist()
+    rows = frame.iloc[:, :2].fillna("").astype(str).values.tolist()  # role, content; any further column ignored
     return [{"role": r.strip(), "content": c} for r, c in rows if r.strip() or c.strip()]
 
 
@@ -151,7 +151,7 @@ def build_data_tab(settings: Settings) -> SimpleNamespace:
             c.chat_table = gr.Dataframe(
                 value=EXAMPLE_CHAT,
                 headers=CHAT_COLUMNS,
-                col_count=(2, "fixed"),
+                column_count=(2, "fixed"),  # type: ignore[arg-type]  # Gradio 6 reads the tuple; its hint says int
                 datatype=["str", "str"],
                 interactive=True,
                 wrap=True,

@@ -56,7 +56,7 @@ def make_label_handlers(settings: Settings) -> SimpleNamespace:
         marker,
         picked,
         held=None,
-        request: gr.Request = None,
+        request: gr.Request | None = None,
         progress=gr.Progress(),
     ):
         """Train this session's copy; the trained copy joins the model menus."""

@@ -51,7 +51,7 @@ def make_lesson_handlers(settings: Settings) -> SimpleNamespace:
     """The lesson's handlers, closed over one settings object."""
     from ..service.models import resolve_model
 
-    def render(analysis, step, k, classroom, model, open_tab=None, request: gr.Request = None):
+    def render(analysis, step, k, classroom, model, open_tab=None, request: gr.Request | None = None):
         """Draw the step for the analysis the page holds, while the Lesson is shown (steps 7-8 run the model, and a
         figure drawn in a hidden tab costs the typing its time); opening the tab draws it (`render_opened`)."""
         if analysis is None or open_tab not in (None, LESSON_TAB):
@@ -69,7 +69,7 @@ def make_lesson_handlers(settings: Settings) -> SimpleNamespace:
             return gr.skip(), f"⚠ {lesson.markdown_literal(service.user_message(err))}", None, gr.skip()
         return view.heading, view.body, view.figure, view.k  # the figure's alternative rides in its layout.meta
 
-    def render_opened(analysis, step, k, classroom, model, _open_tab=None, request: gr.Request = None):
+    def render_opened(analysis, step, k, classroom, model, _open_tab=None, request: gr.Request | None = None):
         """The same, as the Lesson tab is opened (before the page records which tab is open)."""
         return render(analysis, step, k, classroom, model, LESSON_TAB, request)
 

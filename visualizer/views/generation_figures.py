@@ -81,10 +81,13 @@ def _chosen_column(step: Step) -> int | None:
     return next((i for i, c in enumerate(step.top, 1) if c.token.id == step.token.id), None)
 
 
+NOTHING_GENERATED = "Nothing has been generated yet: press Next token."
+
+
 def _check_steps(generation: Generation) -> None:
     """An InputError when nothing has been generated yet."""
     if not generation.steps:
-        raise InputError("Nothing has been generated yet: press Next token.")
+        raise InputError(NOTHING_GENERATED)
 
 
 # ---------------------------------------------------------------- steps x candidates
@@ -302,7 +305,7 @@ def _strip_title(generation: Generation) -> str:
     """What the strip shows, and why generation stopped."""
     if not generation.steps:
         return "The prompt (grey): nothing generated yet"
-    stop = {STOP_EOS: " · stopped: the model chose EOS", STOP_MAX: " · stopped: the token limit"}
+    stop: dict[str | None, str] = {STOP_EOS: " · stopped: the model chose EOS", STOP_MAX: " · stopped: the token limit"}
     n = len(generation.steps)
     return (
         f"The prompt (grey), then {n} new token{'s' if n > 1 else ''}, each coloured by the p it was chosen with"

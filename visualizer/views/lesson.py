@@ -82,9 +82,9 @@ def counted_positions(analysis: Analysis) -> list[int]:
 # ---------------------------------------------------------------- grids (steps 1-3)
 
 
-def text_grid(rows: Sequence[tuple[str, Sequence[str]]], title: str, style: FigureStyle, columns: Sequence[str]):
+def text_grid(rows: Sequence[tuple[str, Sequence[object]]], title: str, style: FigureStyle, columns: Sequence[str]):
     """A table drawn as a figure: one row per (name, cells), one column per entry of `columns`; every cell
-    escaped. Rows are read top to bottom."""
+    shown as its str(), escaped. Rows are read top to bottom."""
     style = lesson_style(style)
     names = [name for name, _ in rows]
     cells = [[escape_text(str(c)) for c in values] for _, values in rows]

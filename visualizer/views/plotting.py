@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -152,7 +153,7 @@ def cell_percent(p: float, bound: float | None = None) -> str:
     return "?" if bound is None else f"≤{whole_percent(bound)}"
 
 
-def packed(values: list, dtype: str = "float32"):
+def packed(values: list | np.ndarray, dtype: str = "float32"):
     """Numbers as a numpy array, which Plotly sends as a base64 typed array: 4 bytes a value
     instead of about 19 characters of JSON. Ragged rows stay lists. [[0.5, 0.25]] -> array (1, 2)."""
     if isinstance(values, list) and values and isinstance(values[0], list) and len({len(row) for row in values}) > 1:
@@ -257,7 +258,9 @@ def _rows_shown(analysis: Analysis, max_rows: int) -> tuple[int, str]:
 def _row_axis(fig: go.Figure, labels: list[str], slots: Slots | None = None, **where) -> None:
     """Rows as 0..R-1 labelled with their contexts, first at the top (labels may repeat); with `slots`,
     row r at y = slots.rows[r] of slots.count rows, the others left empty (to line up with another figure)."""
-    rows = dict(tickmode="array", tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed")
+    rows: dict[str, Any] = dict(
+        tickmode="array", tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed"
+    )
     if slots is not None:
         rows.update(tickvals=slots.rows[: len(labels)], autorange=False, range=[slots.count - 0.5, -0.5])
     if where in ({}, {"row": 1, "col": 1}):
