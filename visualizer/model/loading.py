@@ -307,13 +307,14 @@ def _remove_stale_caches(cache: Path, source: Path) -> None:
     """Delete the caches `cache` replaces (a few hundred MB each): those of the same GGUF file before it changed,
     and those of an older cache format, which this version never reads. A cache of another file (or of a newer
     format), or a directory without a manifest, is left alone."""
+    me = str(source.resolve())
     for other in cache.parent.glob(f"{source.stem}-*"):
         if other == cache or not other.is_dir():
             continue
         try:
             manifest = json.loads((other / "manifest.json").read_text())
             version = int(manifest.get("format", 0))
-            same_file = manifest.get("source") == str(source.resolve())
+            same_file = manifest.get("source") == me
         except (OSError, ValueError, AttributeError, TypeError):
             continue
         if version < _CACHE_FORMAT or (version == _CACHE_FORMAT and same_file):

@@ -7,11 +7,8 @@ the last few texts, so moving k or stepping back and forth does not run them aga
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import plotly.graph_objects as go
 
@@ -23,6 +20,7 @@ from ..settings import Settings
 from ..views import lesson as steps
 from ..views.headings import style_for
 from ..views.plotting import describe
+from .remembered import Remembered
 from .training import training_slots
 
 STEPS = steps.STEPS
@@ -76,28 +74,7 @@ def lesson_body(step: steps.LessonStep) -> str:
     return "\n\n".join(markdown_literal(s) for s in step.sentences)
 
 
-class Remembered:
-    """The last few results of a slow computation, by key (thread-safe)."""
-
-    def __init__(self, size: int = REMEMBERED):
-        self.size, self._lock = size, threading.Lock()
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-
-    def get(self, key, compute: Callable):
-        """The remembered result for `key`, computing it first if it is not there."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = compute()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-
-TRAINED_RESULTS, OPEN_QUESTIONS = Remembered(), Remembered()
+TRAINED_RESULTS, OPEN_QUESTIONS = Remembered(REMEMBERED), Remembered(REMEMBERED)
 
 
 def _key(analysis: Analysis, lm: LoadedModel) -> tuple:

@@ -4,11 +4,8 @@ model with its examples seeing each other and kept apart. What the page's packin
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -21,13 +18,13 @@ from ..model.loading import AnyModel, with_weights
 from ..views.headings import style_for
 from ..views.packing_figures import examples_table, pack_figure
 from .inputs import whole_number
+from .remembered import Remembered
 from .training_data import trainer_for
 
 NEEDS_PACKING = "The packing view needs packing turned on (and a max_length: the length of TRL's sequences)."
 PACKED_FILES_KEPT = 4
 """Files whose packed sequences are kept (the last used first): moving through one file's sequences labels it once."""
-_packed: OrderedDict[tuple, tuple[Any, list[PackedSequence]]] = OrderedDict()
-_packed_lock = threading.Lock()
+_PACKED = Remembered(PACKED_FILES_KEPT)
 
 
 @dataclass
@@ -57,17 +54,8 @@ def packed_list(data: DataFile, lm: AnyModel, options: LabelOptions) -> list[Pac
     the same file reads them back instead of running TRL over every row again. A file is its dataset object (the
     page's state hands the same one to each click; a file read again is labelled again)."""
     key = (id(data.dataset), lm.name, options)
-    with _packed_lock:
-        kept = _packed.get(key)
-        if kept is not None:  # kept[0] holds the dataset, so no other object can take its id meanwhile
-            _packed.move_to_end(key)
-            return kept[1]
-    sequences = list(packed_file(data, lm, options))
-    with _packed_lock:
-        _packed[key] = (data.dataset, sequences)
-        while len(_packed) > PACKED_FILES_KEPT:
-            _packed.popitem(last=False)
-    return sequences
+    # the dataset is kept beside its sequences, so no other object can take its id while they are remembered
+    return _PACKED.get(key, lambda: (data.dataset, list(packed_file(data, lm, options))))[1]
 
 
 def pack_comparisons(data: DataFile, lm: AnyModel, options: LabelOptions) -> Iterator[PackComparison]:
